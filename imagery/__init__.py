@@ -1,0 +1,1 @@
+"""SiteWatch imagery package."""

@@ -1,0 +1,1 @@
+"""SiteWatch jobs package."""

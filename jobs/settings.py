@@ -1,0 +1,67 @@
+"""Runtime configuration, read once at the front doors and passed down as plain values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """SiteWatch configuration from ``SITEWATCH_*`` environment variables and an optional ``.env``.
+
+    Every field is documented in README.md (Configuration).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SITEWATCH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Root of the database file, scene cache and archives")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file in data_dir")
+    imagery_provider: Literal["local", "stac", "sentinelhub"] = "local"
+    archive_dir: Path | None = Field(None, description="Local STAC archive; default data_dir/archive")
+    stac_url: str | None = None
+    stac_collection: str = "sentinel-2-l2a"
+    sentinelhub_client_id: str | None = None
+    sentinelhub_client_secret: str | None = None
+    sentinelhub_base_url: str = "https://services.sentinel-hub.com"
+    max_cloud_pct: float = Field(60.0, ge=0, le=100, description="Scenes cloudier than this over the site are skipped")
+    checkpoint: str = Field("s2", description="Change-detection checkpoint name or path")
+    torch_threads: int = Field(2, ge=1)
+    stall_days: int = Field(60, ge=1)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    mqtt_url: str | None = Field(None, description="e.g. mqtt://127.0.0.1:1883; none = HTTP and files only")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _provider_needs_its_settings(self) -> Self:
+        if self.imagery_provider == "stac" and not self.stac_url:
+            raise ValueError("SITEWATCH_STAC_URL is required when SITEWATCH_IMAGERY_PROVIDER=stac")
+        if self.imagery_provider == "sentinelhub" and not (
+            self.sentinelhub_client_id and self.sentinelhub_client_secret
+        ):
+            raise ValueError(
+                "SITEWATCH_SENTINELHUB_CLIENT_ID and SITEWATCH_SENTINELHUB_CLIENT_SECRET are required "
+                "when SITEWATCH_IMAGERY_PROVIDER=sentinelhub"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under the data directory."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'sitewatch.db').resolve()}"
+
+    @property
+    def resolved_archive_dir(self) -> Path:
+        """The local imagery archive directory."""
+        return self.archive_dir or self.data_dir / "archive"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where fetched scenes are cached, one COG per provider, scene and site grid."""
+        return self.data_dir / "cache"
