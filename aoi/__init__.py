@@ -14,8 +14,8 @@ __all__ = [
     "Portfolio",
     "PortfolioInvalidError",
     "Problem",
-    "ScheduledAmount",
     "SceneRecord",
+    "ScheduledAmount",
     "Site",
     "SiteNotFoundError",
 ]

@@ -106,18 +106,89 @@ class _DemoSpec:
 
 
 _SPECS = (
-    _DemoSpec("es-sev-solar", "Guadalquivir solar farm", "Solaria Sur SL", "ES-AN", -5.93, 37.42, Fate.ON_TRACK,
-              date(2025, 10, 1), 18, 24e6, "EUR"),
-    _DemoSpec("de-rgb-hall", "Regensburg logistics hall", "Donau Logistik GmbH", "DE-BY", 12.0, 49.03, Fate.LATE,
-              date(2025, 6, 1), 16, 31e6, "EUR", speed=0.6),
-    _DemoSpec("in-pnq-factory", "Chakan components factory", "Deccan Auto Parts Ltd", "IN-MH", 73.86, 18.75,
-              Fate.STALLED, date(2025, 8, 1), 20, 2.1e9, "INR", event_day=date(2026, 6, 15)),
-    _DemoSpec("ke-nbo-housing", "Ruiru affordable housing", "Thika Road Homes Ltd", "KE-22", 36.96, -1.15, Fate.AHEAD,
-              date(2026, 1, 15), 16, 1.4e9, "KES", speed=1.35),
-    _DemoSpec("br-cps-warehouse", "Campinas cold store", "Frio Paulista SA", "BR-SP", -47.13, -22.86, Fate.CANCELLED,
-              date(2025, 11, 1), 14, 85e6, "BRL", event_day=date(2026, 2, 20)),
-    _DemoSpec("au-bne-solar", "Lockyer Valley solar", "Lockyer Renewables Pty", "AU-QLD", 152.28, -27.55,
-              Fate.FINISHED, date(2024, 9, 1), 20, 42e6, "AUD", speed=1.05),
+    _DemoSpec(
+        "es-sev-solar",
+        "Guadalquivir solar farm",
+        "Solaria Sur SL",
+        "ES-AN",
+        -5.93,
+        37.42,
+        Fate.ON_TRACK,
+        date(2025, 10, 1),
+        18,
+        24e6,
+        "EUR",
+    ),
+    _DemoSpec(
+        "de-rgb-hall",
+        "Regensburg logistics hall",
+        "Donau Logistik GmbH",
+        "DE-BY",
+        12.0,
+        49.03,
+        Fate.LATE,
+        date(2025, 6, 1),
+        16,
+        31e6,
+        "EUR",
+        speed=0.6,
+    ),
+    _DemoSpec(
+        "in-pnq-factory",
+        "Chakan components factory",
+        "Deccan Auto Parts Ltd",
+        "IN-MH",
+        73.86,
+        18.75,
+        Fate.STALLED,
+        date(2025, 8, 1),
+        20,
+        2.1e9,
+        "INR",
+        event_day=date(2026, 6, 15),
+    ),
+    _DemoSpec(
+        "ke-nbo-housing",
+        "Ruiru affordable housing",
+        "Thika Road Homes Ltd",
+        "KE-22",
+        36.96,
+        -1.15,
+        Fate.AHEAD,
+        date(2026, 1, 15),
+        16,
+        1.4e9,
+        "KES",
+        speed=1.35,
+    ),
+    _DemoSpec(
+        "br-cps-warehouse",
+        "Campinas cold store",
+        "Frio Paulista SA",
+        "BR-SP",
+        -47.13,
+        -22.86,
+        Fate.CANCELLED,
+        date(2025, 11, 1),
+        14,
+        85e6,
+        "BRL",
+        event_day=date(2026, 2, 20),
+    ),
+    _DemoSpec(
+        "au-bne-solar",
+        "Lockyer Valley solar",
+        "Lockyer Renewables Pty",
+        "AU-QLD",
+        152.28,
+        -27.55,
+        Fate.FINISHED,
+        date(2024, 9, 1),
+        20,
+        42e6,
+        "AUD",
+        speed=1.05,
+    ),
 )
 
 
@@ -164,7 +235,9 @@ def _loan(spec: _DemoSpec, plan: Plan) -> Loan:
     reps = tuple(ScheduledAmount(_add_months(first, 3 * k), round(spec.amount / n, 2)) for k in range(n))
     repaid = sum(r.amount for r in reps if r.on <= DEMO_AS_OF)
     drawn = sum(d.amount for d in disb if d.on <= DEMO_AS_OF)
-    return Loan(f"L-{spec.id}", spec.borrower, spec.amount, spec.currency, disb, reps, round(drawn - repaid, 2), "active")
+    return Loan(
+        f"L-{spec.id}", spec.borrower, spec.amount, spec.currency, disb, reps, round(drawn - repaid, 2), "active"
+    )
 
 
 def demo_portfolio() -> Portfolio:

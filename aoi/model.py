@@ -5,17 +5,18 @@ Every geometry here is in WGS84 (EPSG:4326, lon/lat axis order), as in RFC 7946.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeAlias
 
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.ops import unary_union
 
 from aoi.errors import SiteNotFoundError
 
-Footprint = Polygon | MultiPolygon
+Footprint: TypeAlias = Polygon | MultiPolygon
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def _interpolate_milestones(start: date, milestones: Sequence[Milestone], on: da
     x = on.toordinal()
     if x <= points[0][0]:
         return 0.0
-    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
         if x <= x1:
             return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return points[-1][1]

@@ -28,7 +28,12 @@ from geo import WGS84, geodesic_area_m2, reproject_geometry
 logger = logging.getLogger(__name__)
 
 #: `crs` member values that mean WGS84 lon/lat (the only CRS RFC 7946 allows).
-_WGS84_NAMES = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84", "EPSG:4326", "urn:ogc:def:crs:EPSG::4326"}
+_WGS84_NAMES = {
+    "urn:ogc:def:crs:OGC:1.3:CRS84",
+    "urn:ogc:def:crs:OGC::CRS84",
+    "EPSG:4326",
+    "urn:ogc:def:crs:EPSG::4326",
+}
 
 #: Properties the format defines; everything else is kept in ``Site.properties``.
 _CORE_PROPERTIES = ("id", "name", "loan_id", "region", "plan")
@@ -262,7 +267,9 @@ def _parse_feature(
             issues.add(i, fid, f"properties.{key}", "is missing or empty")
         texts[key] = str(value or "").strip()
     if texts["loan_id"] and texts["loan_id"] not in loan_ids:
-        issues.add(i, fid, "properties.loan_id", f"unknown loan {texts['loan_id']!r} (not in the loans file or database)")
+        issues.add(
+            i, fid, "properties.loan_id", f"unknown loan {texts['loan_id']!r} (not in the loans file or database)"
+        )
 
     boundary = _geometry(i, fid, "geometry", feature.get("geometry"), issues, report, repair=repair, src=src)
     if boundary is not None:
@@ -321,7 +328,12 @@ def _geometry(
             return None
         change = abs(fixed.area - geom.buffer(0).area) / max(fixed.area, 1e-18)
         report.repairs.append(
-            Problem(i, fid, fld, f"repaired ({why}); now {fixed.geom_type} with {_parts(fixed)} part(s), area change {change:.1%}")
+            Problem(
+                i,
+                fid,
+                fld,
+                f"repaired ({why}); now {fixed.geom_type} with {_parts(fixed)} part(s), area change {change:.1%}",
+            )
         )
         geom = fixed
     return geom if isinstance(geom, Polygon | MultiPolygon) else None
@@ -466,8 +478,18 @@ def portfolio_to_feature_collection(sites: Iterable[Site]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "FeatureCollection", "features": feats}
     bounds = [s.boundary_wgs84.bounds for s in sites] if feats else []
     if bounds:
-        out["bbox"] = [min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds)]
+        out["bbox"] = [
+            min(b[0] for b in bounds),
+            min(b[1] for b in bounds),
+            max(b[2] for b in bounds),
+            max(b[3] for b in bounds),
+        ]
     return out
+
+
+def _money(x: float) -> str:
+    """Exact, plain decimal text for an amount (no exponent, no float noise)."""
+    return str(int(x)) if float(x).is_integer() else repr(round(x, 6))
 
 
 def loans_to_csv(loans: Iterable[Loan]) -> str:
@@ -480,12 +502,12 @@ def loans_to_csv(loans: Iterable[Loan]) -> str:
             [
                 ln.id,
                 ln.borrower,
-                f"{ln.amount:g}",
+                _money(ln.amount),
                 ln.currency,
-                f"{ln.outstanding:g}",
+                _money(ln.outstanding),
                 ln.status,
-                ";".join(f"{s.on.isoformat()}:{s.amount:g}" for s in ln.disbursements),
-                ";".join(f"{s.on.isoformat()}:{s.amount:g}" for s in ln.repayments),
+                ";".join(f"{s.on.isoformat()}:{_money(s.amount)}" for s in ln.disbursements),
+                ";".join(f"{s.on.isoformat()}:{_money(s.amount)}" for s in ln.repayments),
             ]
         )
     return buf.getvalue()

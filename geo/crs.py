@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+import shapely
 from pyproj import CRS, Transformer
-from shapely import ops
 from shapely.geometry.base import BaseGeometry
 
 logger = logging.getLogger(__name__)
@@ -51,4 +51,5 @@ def reproject_geometry(geometry: BaseGeometry, src: CRS | str | int, dst: CRS | 
     if s == d:
         return geometry
     t = _transformer(s.to_string(), d.to_string())
-    return ops.transform(t.transform, geometry)
+    # Vectorised over all vertices at once (shapely.ops.transform is deprecated and per-vertex).
+    return shapely.transform(geometry, lambda x, y: t.transform(x, y), interleaved=False)

@@ -59,8 +59,8 @@ class Grid:
     def xy_coords(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Pixel-centre x (columns) and y (rows) coordinates in the grid's CRS."""
         res = self.resolution_m
-        xs = self.transform.c + (np.arange(self.width) + 0.5) * res
-        ys = self.transform.f - (np.arange(self.height) + 0.5) * res
+        xs = self.transform.c + (np.arange(self.width, dtype=np.float64) + 0.5) * res
+        ys = self.transform.f - (np.arange(self.height, dtype=np.float64) + 0.5) * res
         return xs, ys
 
     def to_dict(self) -> dict[str, object]:
@@ -125,4 +125,5 @@ def rasterize_mask(geometry_wgs84: BaseGeometry, grid: Grid, *, all_touched: boo
         dtype="uint8",
         all_touched=all_touched,
     )
-    return burned.astype(bool)
+    mask: npt.NDArray[np.bool_] = burned.astype(bool)
+    return mask

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, text
+
+import store
 
 REPO = Path(__file__).resolve().parents[1]
 #: Real sample data (research-licensed labels): never bundled, only read when present.
@@ -21,3 +26,49 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def shared_data() -> Path:
     """Root of ../shared/data (tests using it carry the sample_data marker)."""
     return SHARED_DATA
+
+
+# ---------------------------------------------------------------- databases
+#: Where the PostgreSQL+PostGIS tests run; each test gets its own schema there.
+POSTGRES_URL = os.environ.get("SITEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_or_skip() -> Engine:
+    admin = store.connect(POSTGRES_URL, pool_pre_ping=False)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any connection failure means "no server here"
+        admin.dispose()
+        if os.environ.get("SITEWATCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required (SITEWATCH_REQUIRE_POSTGRES=1) but unreachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    return admin
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on each backend (a private schema on PostgreSQL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sitewatch.db'}"
+        return
+    admin = _postgres_or_skip()
+    schema = f"sw_test_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema},public"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated, empty database on each backend."""
+    eng = store.connect(db_url)
+    store.upgrade(eng)
+    yield eng
+    eng.dispose()
