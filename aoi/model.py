@@ -6,6 +6,7 @@ Every geometry here is in WGS84 (EPSG:4326, lon/lat axis order), as in RFC 7946.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -192,3 +193,24 @@ class Portfolio:
             if s.id == site_id:
                 return s
         raise SiteNotFoundError(site_id)
+
+
+_GROUNDWORK_WORDS = re.compile(r"earth|clear|grad|site ?prep|ground|excavat|levell", re.IGNORECASE)
+
+
+def is_groundwork(plan: Plan, index: int) -> bool:
+    """Whether a phase only clears and levels ground (no structure).
+
+    A phase is groundwork when its name says so (earthworks, clearing, grading, site
+    preparation, excavation, levelling) or when its footprint covers another phase's
+    footprint (the pad that later carries the buildings). Progress on such a phase shows
+    as vegetation loss, not as new structures.
+    """
+    phase = plan.phases[index]
+    if _GROUNDWORK_WORDS.search(phase.name):
+        return True
+    fp = phase.footprint_wgs84
+    return any(
+        k != index and fp.covers(other.footprint_wgs84.representative_point()) and fp.area > other.footprint_wgs84.area
+        for k, other in enumerate(plan.phases)
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -32,3 +32,99 @@ class SceneRecord:
     used: bool
     reason: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneProgress:
+    """Progress observed in one scene of one site against its pre-construction baseline.
+
+    Attributes:
+        site_id: The site.
+        scene_id: The scene.
+        acquired_at_utc: Sensing time.
+        percent: Weighted percent complete (0-100), None when too little was seen.
+        phase_fractions: Per phase (plan order), done share 0-1, None where not seen enough.
+        observed_fraction: Share of the planned footprints seen cloud-free, 0-1.
+        confidence: Mean decisiveness of the change probabilities over the footprints, 0-1.
+        outside_change_fraction: Share of the site outside the footprints that changed, 0-1.
+        reason: Why there is no estimate ("" when there is one).
+    """
+
+    site_id: str
+    scene_id: str
+    acquired_at_utc: datetime
+    percent: float | None
+    phase_fractions: tuple[float | None, ...]
+    observed_fraction: float
+    confidence: float
+    outside_change_fraction: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressPoint:
+    """One date of a site's fitted progress curve against plan."""
+
+    on: date
+    planned_pct: float
+    observed_pct: float
+    lower_pct: float
+    upper_pct: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """Something a monotone curve must not smooth away (demolition, a cancelled project)."""
+
+    kind: str  #: "reversal"
+    on: date
+    detail: str
+    drop_pp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSummary:
+    """A site's progress against plan on one day, with its uncertainty.
+
+    Attributes:
+        site_id: The site.
+        as_of: The day the figures are for.
+        planned_pct: What the plan expects by ``as_of``.
+        observed_pct: Fitted percent complete at ``as_of``.
+        lower_pct: Lower edge of the confidence band at ``as_of``.
+        upper_pct: Upper edge.
+        deviation_pp: ``observed_pct - planned_pct``.
+        slip_days: Days behind plan (earned schedule): ``as_of`` minus the day the plan expected
+            today's observed progress; negative when ahead. None before any observation.
+        rate_pp_per_week: Observed progress rate over the recent window.
+        forecast_completion: Expected completion day at the recent rate (None if no progress).
+        forecast_early: Early end of the forecast range.
+        forecast_late: Late end of the forecast range (None if unbounded).
+        stalled: The plan expects progress and none was seen for the stall window.
+        outside_activity_pct: Share of the site outside the footprints with change (scope change).
+        events: Reversals and other flagged events.
+        scenes_used: How many scenes gave an estimate.
+        scenes_skipped: How many gave none.
+        last_observation: Sensing day of the newest usable scene.
+        method: "model:<checkpoint>@<sha12>" or "baseline:<name>".
+    """
+
+    site_id: str
+    as_of: date
+    planned_pct: float
+    observed_pct: float | None
+    lower_pct: float | None
+    upper_pct: float | None
+    deviation_pp: float | None
+    slip_days: int | None
+    rate_pp_per_week: float | None
+    forecast_completion: date | None
+    forecast_early: date | None
+    forecast_late: date | None
+    stalled: bool
+    outside_activity_pct: float | None
+    events: tuple[ProgressEvent, ...]
+    scenes_used: int
+    scenes_skipped: int
+    last_observation: date | None
+    method: str
