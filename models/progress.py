@@ -51,7 +51,7 @@ class CurveOptions:
     stall_planned_pp: float = 3.0
 
 
-def isotonic_fit(y: Sequence[float], w: Sequence[float], *, increasing: bool = True) -> FloatArray:
+def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
     """Weighted least-squares monotone fit (pool-adjacent-violators).
 
     Args:

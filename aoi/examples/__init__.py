@@ -1,0 +1,1 @@
+"""Example portfolio files (package data)."""
