@@ -19,6 +19,7 @@ from rich.table import Table
 import store
 from aoi.errors import AoiError, PortfolioInvalidError
 from aoi.model import Site
+from api.cli import imagery as imagery_cli
 from jobs.context import open_engine
 from jobs.settings import Settings
 from store import repo
@@ -47,6 +48,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sites_app = typer.Typer(help="Sites, plans and loans.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
+app.add_typer(imagery_cli.app, name="imagery")
 
 
 def settings_of(ctx: typer.Context) -> Settings:
