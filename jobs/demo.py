@@ -1,18 +1,30 @@
-"""The demo: the six-fate portfolio stored, then every refresh stage that exists run on it."""
+"""The demo: the six-fate portfolio stored, its imagery simulated, then every refresh stage run on it."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aoi.demo import demo_portfolio
+from aoi.demo import DEMO_AS_OF, demo_portfolio
+from imagery.archive import write_archive
+from imagery.cache import SceneCache
+from imagery.providers.local import LocalArchiveProvider
+from imagery.simulate import SimulatedScene
 from jobs.context import open_engine
+from jobs.progress import make_estimator
+from jobs.refresh import RefreshOutcome, refresh_sites
 from jobs.settings import Settings
 from store import repo
 
 logger = logging.getLogger(__name__)
+
+#: The demo archive starts well before the earliest plan so every site has a baseline.
+DEMO_IMAGERY_START = date(2024, 3, 1)
+DEMO_SEED = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +33,46 @@ class DemoResult:
 
     sites: int
     database: str
+    outcomes: tuple[RefreshOutcome, ...] = ()
 
 
 def build_demo(settings: Settings, *, console: Console | None = None) -> DemoResult:
-    """Store the demo portfolio (idempotent: re-running replaces it) and refresh it."""
+    """Store the demo portfolio, simulate its archive (once) and refresh every site.
+
+    Idempotent: re-running replaces the portfolio and recomputes the same figures.
+    """
     console = console or Console(stderr=True)
     engine = open_engine(settings)
     portfolio = demo_portfolio()
     repo.save_portfolio(engine, portfolio, actor="demo")
     console.print(f"stored {len(portfolio.sites)} demo sites and {len(portfolio.loans)} loans")
-    return DemoResult(len(portfolio.sites), engine.url.render_as_string(hide_password=True))
+
+    archive = settings.resolved_archive_dir
+    bar_columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    if not (archive / "catalog.json").exists():
+        with Progress(*bar_columns, console=console) as bar:
+            task = bar.add_task("simulating imagery", total=None)
+
+            def tick(_: SimulatedScene) -> None:
+                bar.advance(task)
+
+            write_archive(archive, portfolio.sites, DEMO_IMAGERY_START, DEMO_AS_OF, seed=DEMO_SEED, on_scene=tick)
+    provider = LocalArchiveProvider(archive)
+    estimator = make_estimator(settings.checkpoint, threads=settings.torch_threads)
+    console.print(f"progress by {estimator.method}")
+    with Progress(*bar_columns, console=console) as bar:
+        task = bar.add_task("refreshing sites", total=len(portfolio.sites))
+        outcomes = refresh_sites(
+            engine,
+            portfolio.sites,
+            provider=provider,
+            estimator=estimator,
+            as_of=DEMO_AS_OF,
+            cache=SceneCache(settings.cache_dir),
+            max_cloud_pct=settings.max_cloud_pct,
+            on_outcome=lambda _: bar.advance(task),
+        )
+    for o in outcomes:
+        if o.status != "ok":
+            console.print(f"[yellow]{o.site_id}: {o.status}[/] {o.reason}")
+    return DemoResult(len(portfolio.sites), engine.url.render_as_string(hide_password=True), tuple(outcomes))

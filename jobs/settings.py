@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     max_cloud_pct: float = Field(60.0, ge=0, le=100, description="Scenes cloudier than this over the site are skipped")
     checkpoint: str = Field("s2", description="Change-detection checkpoint name or path")
     torch_threads: int = Field(2, ge=1)
-    stall_days: int = Field(28, ge=1, description="No observed progress for this long, while the plan expects some, flags a stall")
+    stall_days: int = Field(
+        28, ge=1, description="No observed progress for this long, while the plan expects some, flags a stall"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1)

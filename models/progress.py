@@ -31,6 +31,8 @@ class CurveOptions:
         band_z: Width of the confidence band in sigmas (1.64 = 90 %).
         density_days: Half-width of the window counting nearby scenes for the band.
         smooth_days: Bandwidth of the local-linear smoother applied before the monotone fit.
+        complete_pct: A fitted curve at or above this is complete (estimates of a finished site
+            scatter below 100, never above, so the plateau sits a little under 100).
         reversal_pp: A sustained drop below the running maximum larger than this is a reversal.
         reversal_min_scenes: Scenes after the drop needed to call it sustained.
         rate_window_days: Window of the recent progress rate.
@@ -43,6 +45,7 @@ class CurveOptions:
     band_z: float = 1.64
     density_days: float = 20.0
     smooth_days: float = 20.0
+    complete_pct: float = 97.5
     reversal_pp: float = 10.0
     reversal_min_scenes: int = 3
     rate_window_days: int = 56
@@ -265,7 +268,7 @@ def summarize(
         lower_pct=round(max(0.0, observed - half), 2),
         upper_pct=round(min(100.0, observed + half), 2),
         deviation_pp=round(observed - planned_now, 2),
-        slip_days=_slip_days(plan, observed, as_of),
+        slip_days=_slip_days(plan, observed, as_of, _finished_on(curve, opts.complete_pct)),
         rate_pp_per_week=None if rate is None else round(rate, 3),
         forecast_completion=mid,
         forecast_early=early,
@@ -293,8 +296,19 @@ def _point(plan: Plan, curve: FittedCurve, on: date, opts: CurveOptions) -> Prog
     )
 
 
-def _slip_days(plan: Plan, observed: float, as_of: date) -> int:
-    """Earned schedule: days between today and the day the plan expected today's progress."""
+def _finished_on(curve: FittedCurve, complete_pct: float) -> date | None:
+    return next((d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= complete_pct), None)
+
+
+def _slip_days(plan: Plan, observed: float, as_of: date, finished_on: date | None = None) -> int:
+    """Earned schedule: days between today and the day the plan expected today's progress.
+
+    Once a site is complete, "today" becomes the day it was first seen complete, so a finished
+    site keeps the slip it finished with instead of growing a day every day.
+    """
+    if finished_on is not None:
+        planned_end = plan.date_for_percent(100.0) or plan.end
+        return (finished_on - planned_end).days
     if observed <= 0.0:
         return max(0, (as_of - plan.start).days)
     expected_on = plan.date_for_percent(min(observed, 100.0))
@@ -317,8 +331,8 @@ def _forecast(
     curve: FittedCurve, as_of: date, observed: float, opts: CurveOptions
 ) -> tuple[date | None, date | None, date | None]:
     """(early, central, late) completion at the recent rates; late is None when a window shows no progress."""
-    if observed >= 99.5:
-        done = next((d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= 99.5), as_of)
+    if observed >= opts.complete_pct:
+        done = _finished_on(curve, opts.complete_pct) or as_of
         return done, done, done
     central_rate = _rate(curve, as_of, opts.rate_window_days)
     if curve.events or central_rate is None or central_rate <= 0.05:
@@ -355,7 +369,7 @@ def _stalled(plan: Plan, curve: FittedCurve, as_of: date, opts: CurveOptions) ->
     if hist.sum() < 2 or win.sum() < 2:
         return False
     level0 = _weighted_line(x[hist], y[hist], w[hist])(0.0)
-    if level0 >= 99.5:
+    if level0 >= opts.complete_pct:
         return False
     xs, ys, ws = x[win], y[win] - level0, w[win]
     slope = float(np.sum(ws * xs * ys) / np.sum(ws * xs * xs))

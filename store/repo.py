@@ -248,20 +248,23 @@ def load_portfolio(engine: Engine) -> Portfolio:
 
 def save_scene_records(engine: Engine, records: Iterable[SceneRecord]) -> int:
     """Insert or update scene records (identity: site, provider, scene id). Returns how many."""
-    n = 0
     with Session(engine) as session, session.begin():
-        for rec in records:
-            row = session.scalars(
-                select(SceneRow).where(
-                    SceneRow.site_id == rec.site_id,
-                    SceneRow.provider == rec.provider,
-                    SceneRow.scene_id == rec.scene_id,
-                )
-            ).one_or_none() or SceneRow(site_id=rec.site_id, provider=rec.provider, scene_id=rec.scene_id)
-            row.acquired_at, row.cloud_pct, row.valid_fraction = rec.acquired_at_utc, rec.cloud_pct, rec.valid_fraction
-            row.used, row.reason, row.meta, row.recorded_at = rec.used, rec.reason, dict(rec.meta), utcnow()
-            session.add(row)
-            n += 1
+        return put_scene_records(session, records)
+
+
+def put_scene_records(session: Session, records: Iterable[SceneRecord]) -> int:
+    """Upsert scene records inside the caller's transaction."""
+    n = 0
+    for rec in records:
+        row = session.scalars(
+            select(SceneRow).where(
+                SceneRow.site_id == rec.site_id, SceneRow.provider == rec.provider, SceneRow.scene_id == rec.scene_id
+            )
+        ).one_or_none() or SceneRow(site_id=rec.site_id, provider=rec.provider, scene_id=rec.scene_id)
+        row.acquired_at, row.cloud_pct, row.valid_fraction = rec.acquired_at_utc, rec.cloud_pct, rec.valid_fraction
+        row.used, row.reason, row.meta, row.recorded_at = rec.used, rec.reason, dict(rec.meta), utcnow()
+        session.add(row)
+        n += 1
     return n
 
 

@@ -199,3 +199,42 @@ class AuditRow(Base):
     entity: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[str] = mapped_column(String(256))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ProgressObservationRow(Base):
+    """One scene's progress estimate for one site, by one method."""
+
+    __tablename__ = "progress_observations"
+    __table_args__ = (UniqueConstraint("site_id", "scene_id", "method"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    scene_id: Mapped[str] = mapped_column(String(256))
+    method: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    phase_fractions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    observed_fraction: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    outside_change_fraction: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class ProgressSummaryRow(Base):
+    """A site's progress against plan as of one day, with the curve and the inputs behind it."""
+
+    __tablename__ = "progress_summaries"
+    __table_args__ = (
+        UniqueConstraint("site_id", "as_of", "method"),
+        Index("ix_progress_summaries_site_computed", "site_id", "computed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    as_of: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(128))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    points: Mapped[list[Any]] = mapped_column(JSON)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    inputs_sha256: Mapped[str] = mapped_column(String(64))

@@ -20,6 +20,7 @@ import store
 from aoi.errors import AoiError, PortfolioInvalidError
 from aoi.model import Site
 from api.cli import imagery as imagery_cli
+from api.cli import progress as progress_cli
 from jobs.context import open_engine
 from jobs.settings import Settings
 from store import repo
@@ -49,6 +50,7 @@ sites_app = typer.Typer(help="Sites, plans and loans.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(imagery_cli.app, name="imagery")
+app.command("progress")(progress_cli.progress_command)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

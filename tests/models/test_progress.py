@@ -100,6 +100,9 @@ def test_finished_site_is_not_stalled():
     summary, _ = summarize("s", PLAN, obs, as_of=date(2026, 5, 1), method="test")
     assert summary.observed_pct > 97
     assert not summary.stalled
+    assert abs(summary.slip_days) < 20  # finished about on time; not "slipping" a day every day since
+    later, _ = summarize("s", PLAN, obs, as_of=date(2026, 5, 1) + timedelta(days=90), method="test")
+    assert later.slip_days == summary.slip_days
 
 
 def test_reversal_is_flagged_not_smoothed_away():

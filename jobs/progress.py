@@ -1,0 +1,140 @@
+"""Progress of one site: datacube (imagery) -> per-scene estimates (models) -> curve against plan.
+
+This is where the capabilities meet; each stays ignorant of the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from aoi.model import Site, is_groundwork
+from aoi.records import ProgressPoint, ProgressSummary, SceneProgress, SceneRecord
+from geo import Grid, grid_for, rasterize_mask
+from imagery.cache import SceneCache
+from imagery.cube import load_datacube
+from imagery.providers.base import SceneProvider
+from models.baseline import cva_change_probability
+from models.errors import ModelError
+from models.estimate import S2_STAGE_BANDS, SceneEstimator, SiteLayers, baseline_composite
+from models.inference import ChangeDetector
+from models.progress import CurveOptions, summarize
+
+logger = logging.getLogger(__name__)
+
+#: How far before the plan's start scenes are loaded to build the pre-construction baseline.
+BASELINE_DAYS = 150
+
+
+@dataclass(frozen=True, slots=True)
+class SiteProgress:
+    """Everything the progress stage produced for one site."""
+
+    site_id: str
+    grid: Grid
+    records: list[SceneRecord]
+    observations: list[SceneProgress]
+    summary: ProgressSummary
+    points: list[ProgressPoint]
+    baseline_scenes: list[str]
+    inputs: dict[str, Any]
+
+
+def site_grid(site: Site) -> Grid:
+    """The analysis grid of a site: its UTM zone, 10 m, 100 m margin (the simulator uses the same)."""
+    return grid_for(site.boundary_wgs84, resolution_m=10.0, buffer_m=100.0)
+
+
+def site_layers(site: Site, grid: Grid) -> SiteLayers:
+    """Footprint masks of the site's phases on its grid."""
+    plan = site.plan
+    return SiteLayers(
+        tuple(rasterize_mask(p.footprint_wgs84, grid) for p in plan.phases),
+        tuple(is_groundwork(plan, k) for k in range(len(plan.phases))),
+        tuple(p.weight for p in plan.phases),
+        rasterize_mask(site.boundary_wgs84, grid),
+    )
+
+
+def make_estimator(checkpoint: str | None, *, threads: int = 2) -> SceneEstimator:
+    """The model estimator for a checkpoint, or the non-learned baseline when none fits (or None given)."""
+    if checkpoint:
+        try:
+            detector = ChangeDetector.load(checkpoint, bands=S2_STAGE_BANDS, gsd_m=10.0, threads=threads)
+        except ModelError as exc:
+            logger.warning("checkpoint %s unusable (%s); falling back to the non-learned baseline", checkpoint, exc)
+        else:
+            sha = str(getattr(detector.card, "sha256", ""))[:12]
+            return SceneEstimator(detector.predict, detector.threshold, f"model:{detector.card.name}@{sha}")
+    return SceneEstimator(cva_change_probability, 0.5, "baseline:cva-otsu")
+
+
+def _stack(cube: Any, bands: tuple[str, ...]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    images = np.stack([np.asarray(cube[b].values, dtype=np.float32) for b in bands], axis=1)  # (t, band, y, x)
+    valid = np.asarray(cube["valid"].values, dtype=bool)
+    return images, valid
+
+
+def compute_site_progress(
+    site: Site,
+    *,
+    provider: SceneProvider,
+    estimator: SceneEstimator,
+    as_of: date,
+    cache: SceneCache | None = None,
+    max_cloud_pct: float = 60.0,
+    curve: CurveOptions | None = None,
+) -> SiteProgress:
+    """Load a site's scenes up to ``as_of``, estimate each against the baseline, fit the curve.
+
+    Scenes before the plan's start build the baseline (median of their clear pixels); every usable
+    scene, before or after, gets an estimate. Skipped scenes keep their reason in ``records``.
+    """
+    grid = site_grid(site)
+    layers = site_layers(site, grid)
+    start = site.plan.start - timedelta(days=BASELINE_DAYS)
+    cube, records = load_datacube(
+        provider,
+        grid,
+        start,
+        as_of,
+        bands=S2_STAGE_BANDS,
+        site_id=site.id,
+        cache=cache,
+        max_cloud_pct=max_cloud_pct,
+        region=layers.footprint,
+    )
+    observations: list[SceneProgress] = []
+    baseline_ids: list[str] = []
+    if cube.sizes.get("time", 0):
+        images, valid = _stack(cube, S2_STAGE_BANDS)
+        times = [pd.Timestamp(t).to_pydatetime().replace(tzinfo=UTC) for t in cube["time"].values]
+        scene_ids = [str(s) for s in cube["scene_id"].values]
+        plan_start = datetime(site.plan.start.year, site.plan.start.month, site.plan.start.day, tzinfo=UTC)
+        pre = np.array([t < plan_start for t in times])
+        if pre.any():
+            baseline = baseline_composite(images[pre], valid[pre])
+            baseline_ids = [s for s, p in zip(scene_ids, pre, strict=True) if p]
+            for k in range(len(times)):
+                obs, _ = estimator.observe(site.id, scene_ids[k], times[k], baseline, images[k], valid[k], layers)
+                observations.append(obs)
+        else:
+            logger.warning("no scene before the plan's start: no baseline", extra={"site_id": site.id})
+    opts = curve or CurveOptions()
+    summary, points = summarize(site.id, site.plan, observations, as_of=as_of, method=estimator.method, options=opts)
+    inputs = {
+        "grid": grid.to_dict(),
+        "baseline_scenes": baseline_ids,
+        "scenes_used": [o.scene_id for o in observations if o.percent is not None],
+        "method": estimator.method,
+        "threshold": estimator.threshold,
+        "as_of": as_of.isoformat(),
+        "curve_options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
+    }
+    return SiteProgress(site.id, grid, records, observations, summary, points, baseline_ids, inputs)
