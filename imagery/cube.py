@@ -30,7 +30,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from aoi.records import SceneRecord
-from geo import Grid
+from geo import BBox, Grid
 from imagery.cache import SceneCache
 from imagery.cloudmask import (
     cloud_fraction,
@@ -132,14 +132,15 @@ def load_datacube(
     bands = list(bands)
     need = [*bands, "SCL"] if "SCL" not in bands else bands
     excluded = frozenset(int(c) for c in excluded_scl)
-    scenes = provider.search(grid.bbox_wgs84, start, end)
+    grid_bbox_wgs84 = grid.bbox_wgs84  # a reprojection each time it is asked for: once per cube
+    scenes = provider.search(grid_bbox_wgs84, start, end)
     logger.info("found %d scenes", len(scenes), extra={"site_id": site_id})
 
     # Stage 1: screen each scene on its SCL, one at a time.
     records: list[SceneRecord] = []
     candidates: list[_Candidate] = []
     for scene in scenes:
-        cand = _screen(provider, scene, grid, need, site_id, cache, max_cloud_pct, excluded, region)
+        cand = _screen(provider, scene, grid, grid_bbox_wgs84, need, site_id, cache, max_cloud_pct, excluded, region)
         cand.index = len(records)
         records.append(cand.record)
         if cand.record.used:
@@ -214,6 +215,7 @@ def _screen(
     provider: SceneProvider,
     scene: SceneRef,
     grid: Grid,
+    grid_bbox_wgs84: BBox,
     need: list[str],
     site_id: str,
     cache: SceneCache | None,
@@ -230,7 +232,7 @@ def _screen(
         )
         return _Candidate(scene, rec, None, None)
 
-    if not bbox_intersects(scene.bbox_wgs84, grid.bbox_wgs84):
+    if not bbox_intersects(scene.bbox_wgs84, grid_bbox_wgs84):
         return skipped(f"{REASON_NO_OVERLAP}: scene bbox misses the grid")
     missing = scene.missing_bands(need)
     if missing:

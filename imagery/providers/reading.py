@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -18,8 +18,17 @@ from imagery.providers.raster import GDAL_READ_OPTIONS, read_band_in_env
 logger = logging.getLogger(__name__)
 
 
-def read_scene(scene: SceneRef, grid: Grid, bands: Sequence[str]) -> xr.DataArray:
+def read_scene(
+    scene: SceneRef, grid: Grid, bands: Sequence[str], *, gdal_options: Mapping[str, object] | None = None
+) -> xr.DataArray:
     """Read bands of a scene whose assets are GeoTIFF paths or URLs onto a grid.
+
+    Args:
+        scene: The scene; its assets name the files (``/vsicurl/`` range requests for URLs).
+        grid: Target grid.
+        bands: Band names, in output order.
+        gdal_options: GDAL configuration options applied over :data:`GDAL_READ_OPTIONS`
+            (HTTP timeout and retries of a remote provider, for example).
 
     Returns:
         (band, y, x) float32 on ``grid``: ``stored * scale + offset`` with NaN where there is
@@ -28,14 +37,17 @@ def read_scene(scene: SceneRef, grid: Grid, bands: Sequence[str]) -> xr.DataArra
     Raises:
         MissingBandError, SceneUnavailableError, SceneCorruptError, NoOverlapError.
     """
-    return scene_array(read_scene_array(scene, grid, bands), grid, bands, scene)
+    return scene_array(read_scene_array(scene, grid, bands, gdal_options=gdal_options), grid, bands, scene)
 
 
-def read_scene_array(scene: SceneRef, grid: Grid, bands: Sequence[str]) -> npt.NDArray[np.float32]:
+def read_scene_array(
+    scene: SceneRef, grid: Grid, bands: Sequence[str], *, gdal_options: Mapping[str, object] | None = None
+) -> npt.NDArray[np.float32]:
     """:func:`read_scene` as a bare (band, y, x) float32 array (no labels)."""
     assets = [scene.asset(band) for band in bands]  # MissingBandError before any I/O
     out = np.empty((len(bands), *grid.shape), dtype=np.float32)
-    with rasterio.Env(**GDAL_READ_OPTIONS):
+    options = {**GDAL_READ_OPTIONS, **gdal_options} if gdal_options else GDAL_READ_OPTIONS
+    with rasterio.Env(**options):
         for i, (band, asset) in enumerate(zip(bands, assets, strict=True)):
             categorical = band.upper() == "SCL"
             values, has = read_band_in_env(
@@ -51,16 +63,17 @@ def read_scene_array(scene: SceneRef, grid: Grid, bands: Sequence[str]) -> npt.N
     return out
 
 
-@lru_cache(maxsize=32)
-def _yx_coords(grid: Grid) -> xr.Coordinates:
-    # Built once per grid: creating the pandas indexes dominates wrapping small scenes.
+@lru_cache(maxsize=64)
+def _scene_coords(grid: Grid, bands: tuple[str, ...]) -> xr.Coordinates:
+    # Built once per grid and band list: creating (and merging) the pandas indexes costs
+    # milliseconds, more than reading a small scene. The indexes are immutable, so sharing is safe.
     xs, ys = grid.xy_coords()
-    return xr.Coordinates({"y": ys, "x": xs})
+    return xr.Coordinates({"band": list(bands), "y": ys, "x": xs})
 
 
 def scene_array(data: np.ndarray, grid: Grid, bands: Sequence[str], scene: SceneRef) -> xr.DataArray:
     """Wrap a (band, y, x) array on a grid as a labelled DataArray with the scene's provenance."""
-    coords = _yx_coords(grid).assign(band=list(bands))
+    coords = _scene_coords(grid, tuple(bands))
     return xr.DataArray(
         data,
         dims=("band", "y", "x"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,6 +12,7 @@ import pytest
 import rasterio
 import xarray as xr
 from affine import Affine
+from pytest_httpserver import HTTPServer
 from shapely.geometry import box
 
 from aoi.demo import demo_portfolio
@@ -60,6 +61,47 @@ def small_site(site_id: str = "tiny", lat: float = 48.0, props: dict[str, object
         )
     )
     return Site(site_id, "Tiny hall", "L-1", "DE-BY", boundary, plan, props or {})
+
+
+#: Period of the tiny archive served over HTTP: four scenes of a 51 x 52 px site.
+TINY_START = date(2025, 6, 1)
+TINY_END = date(2025, 6, 20)
+
+
+@pytest.fixture(scope="session")
+def tiny_site() -> Site:
+    return small_site()
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tmp_path_factory: pytest.TempPathFactory, tiny_site: Site) -> Path:
+    """A simulated archive of a 300 m site over three weeks (read-only), for the HTTP servers."""
+    root = tmp_path_factory.mktemp("tiny-archive")
+    write_archive(root, [tiny_site], TINY_START, TINY_END, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_grid(tiny_site: Site) -> Grid:
+    return site_grid(tiny_site)
+
+
+@pytest.fixture(scope="session")
+def _session_http_server() -> Iterator[HTTPServer]:
+    # Threaded, so a deliberately slow answer does not hold up the client's retry.
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def http_server(_session_http_server: HTTPServer) -> Iterator[HTTPServer]:
+    """A werkzeug server on 127.0.0.1 with no handlers; each test installs its own."""
+    _session_http_server.clear()
+    yield _session_http_server
+    _session_http_server.clear()
 
 
 UTM33 = "EPSG:32633"
