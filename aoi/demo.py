@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Any
 
+import numpy as np
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from aoi.model import Loan, Phase, Plan, Portfolio, ScheduledAmount, Site
@@ -255,3 +257,68 @@ def demo_portfolio() -> Portfolio:
         sites.append(Site(spec.id, spec.name, f"L-{spec.id}", spec.region, boundary, plan, props))
         loans.append(_loan(spec, plan))
     return Portfolio(tuple(sites), tuple(loans))
+
+
+def synthetic_portfolio(seed: int, n_sites: int, *, as_of: date = DEMO_AS_OF) -> Portfolio:
+    """A random portfolio for benchmarks: places, sizes, plans, fates and paces drawn from ``seed``.
+
+    Sites are spread over the land between 45 S and 60 N on a coarse lattice so they never
+    overlap; each plan has an earthworks pad and one to three buildings; fates are drawn with
+    the mix a construction book shows (mostly on track or late, some stalled, a few cancelled).
+    """
+    rng = np.random.default_rng(seed)
+    fates = [Fate.ON_TRACK, Fate.LATE, Fate.STALLED, Fate.AHEAD, Fate.CANCELLED, Fate.FINISHED]
+    probs = [0.3, 0.25, 0.15, 0.1, 0.08, 0.12]
+    sites: list[Site] = []
+    loans: list[Loan] = []
+    cells = rng.permutation(36 * 21)[:n_sites] if n_sites <= 36 * 21 else np.arange(n_sites)
+    for k in range(n_sites):
+        cell = int(cells[k])
+        lon = -175.0 + (cell % 36) * 10.0 + float(rng.uniform(1, 9))
+        lat = -45.0 + (cell // 36 % 21) * 5.0 + float(rng.uniform(0.5, 4.5))
+        fate = fates[int(rng.choice(len(fates), p=probs))]
+        months = int(rng.integers(12, 24))
+        if fate is Fate.FINISHED:
+            start = as_of - timedelta(days=int(30 * months + rng.integers(60, 200)))
+        else:
+            start = as_of - timedelta(days=int(rng.integers(200, 30 * months)))
+        w, h = float(rng.uniform(350, 800)), float(rng.uniform(300, 700))
+        spec = _DemoSpec(f"syn-{seed}-{k:04d}", f"Synthetic site {k}", f"Borrower {k}", f"R{cell % 17:02d}",
+                         lon, lat, fate, start, months, float(rng.uniform(5e6, 8e7)), "EUR")  # fmt: skip
+        plan = _random_plan(rng, spec, w, h)
+        props: dict[str, object] = {"fate": fate.value, "synthetic_seed": seed}
+        if fate is Fate.LATE:
+            props["fate_speed"] = round(float(rng.uniform(0.45, 0.8)), 2)
+        elif fate is Fate.AHEAD:
+            props["fate_speed"] = round(float(rng.uniform(1.15, 1.4)), 2)
+        elif fate in (Fate.STALLED, Fate.CANCELLED):
+            lo = plan.start + timedelta(days=60 if fate is Fate.CANCELLED else 120)
+            hi = min(plan.end, as_of - timedelta(days=60))
+            span = max((hi - lo).days, 1)
+            props["fate_event_day"] = (lo + timedelta(days=int(rng.integers(0, span)))).isoformat()
+        boundary = _rect(lon, lat, -w / 2 - 60, -h / 2 - 60, w + 120, h + 120)
+        sites.append(Site(spec.id, spec.name, f"L-{spec.id}", spec.region, boundary, plan, props))
+        loans.append(_loan(spec, plan))
+    return Portfolio(tuple(sites), tuple(loans))
+
+
+def _random_plan(rng: Any, spec: _DemoSpec, w: float, h: float) -> Plan:
+    s, end = spec.start, _add_months(spec.start, spec.months)
+    span = (end - s).days
+    lon, lat = spec.lon, spec.lat
+    pad = _rect(lon, lat, -w / 2, -h / 2, w, h)
+    n_build = int(rng.integers(1, 4))
+    weights = rng.dirichlet(np.ones(n_build) * 3) * 0.85
+    phases = [Phase("earthworks", 0.15, s, s + timedelta(days=round(span * 0.2)), pad)]
+    bw = (w - 40) / n_build
+    for b in range(n_build):
+        x0 = -w / 2 + 20 + b * bw
+        fp = _rect(lon, lat, x0 + 5, -h / 2 + 20, bw - 10, h - 40)
+        a = float(rng.uniform(0.1, 0.4))
+        z = float(rng.uniform(max(a + 0.35, 0.7), 1.0))
+        begin, finish = s + timedelta(days=round(span * a)), s + timedelta(days=round(span * z))
+        phases.append(Phase(f"building {chr(65 + b)}", 0.0, begin, finish, fp))
+    # Round the weights so they sum to exactly 1 (the importer checks it).
+    ws = [0.15] + [round(float(x), 4) for x in weights]
+    ws[-1] = round(1.0 - sum(ws[:-1]), 4)
+    return Plan(tuple(Phase(p.name, ws[k], p.start, p.end, p.footprint_wgs84) for k, p in enumerate(phases)))

@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 import store
 from api.errors import install_error_handlers
-from api.routes import health, sites
+from api.routes import health, iot, sites
 from jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,5 +31,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
     app.include_router(health.router, tags=["health"])
     app.include_router(sites.router, prefix="/v1/sites", tags=["sites"])
+    app.include_router(iot.router, prefix="/v1/iot", tags=["iot"])
     install_error_handlers(app)
     return app

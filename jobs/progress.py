@@ -20,9 +20,8 @@ from geo import Grid, grid_for, rasterize_mask
 from imagery.cache import SceneCache
 from imagery.cube import load_datacube
 from imagery.providers.base import SceneProvider
-from models.baseline import cva_change_probability
 from models.errors import ModelError
-from models.estimate import S2_STAGE_BANDS, SceneEstimator, SiteLayers, baseline_composite
+from models.estimate import S2_STAGE_BANDS, SceneEstimator, SiteLayers, baseline_composite, index_change_probability
 from models.inference import ChangeDetector
 from models.progress import CurveOptions, summarize
 
@@ -72,7 +71,7 @@ def make_estimator(checkpoint: str | None, *, threads: int = 2) -> SceneEstimato
         else:
             sha = str(getattr(detector.card, "sha256", ""))[:12]
             return SceneEstimator(detector.predict, detector.threshold, f"model:{detector.card.name}@{sha}")
-    return SceneEstimator(cva_change_probability, 0.5, "baseline:cva-otsu")
+    return SceneEstimator(index_change_probability, 0.5, "baseline:spectral-index")
 
 
 def _stack(cube: Any, bands: tuple[str, ...]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:

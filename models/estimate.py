@@ -51,11 +51,14 @@ class StageRules:
 
     Attributes:
         max_angle_deg: Spectral angle under which a pixel matches a reference material.
+        max_built_ndvi: A "changed" pixel greener than this is seasonal vegetation, not works:
+            soil, concrete, roofs and PV modules all sit well below it.
         brightness_ratio: (low, high) brightness ratio to the reference that still matches.
         stage_credit: Share of a building phase done when a pixel is cleared, slab, structure.
     """
 
     max_angle_deg: float = 6.5
+    max_built_ndvi: float = 0.3
     brightness_ratio: tuple[float, float] = (0.72, 1.38)
     stage_credit: tuple[float, float, float] = (0.25, 0.55, 1.0)
 
@@ -77,6 +80,8 @@ class SiteLayers:
     site_mask: BoolArray
     footprint: BoolArray = field(init=False)
     groundwork_only: BoolArray = field(init=False)
+    #: Per phase, True for a building phase whose ground a groundwork phase clears.
+    on_pad: tuple[bool, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if not (len(self.phase_masks) == len(self.groundwork) == len(self.weights)):
@@ -91,6 +96,15 @@ class SiteLayers:
             if not ground:
                 structures |= m
         object.__setattr__(self, "footprint", fp)
+        pads = np.zeros(shape, dtype=bool)
+        for m, ground in zip(self.phase_masks, self.groundwork, strict=True):
+            if ground:
+                pads |= m
+        on_pad = tuple(
+            bool(not ground and m.any() and (m & pads).sum() >= 0.5 * m.sum())
+            for m, ground in zip(self.phase_masks, self.groundwork, strict=True)
+        )
+        object.__setattr__(self, "on_pad", on_pad)
         # Cleared pad around the buildings: the site's own reference for bare soil.
         object.__setattr__(self, "groundwork_only", fp & ~structures)
 
@@ -173,6 +187,44 @@ def pixel_stages(
     return stage, soil
 
 
+def index_change_probability(
+    before: FloatArray,
+    after: FloatArray,
+    valid: BoolArray,
+    *,
+    bands: Sequence[str] = S2_STAGE_BANDS,
+    ndvi_loss: float = 0.2,
+    angle_deg: float = 10.0,
+) -> FloatArray:
+    """Non-learned change of land cover towards works: vegetation lost, or a new material.
+
+    Magnitude tests (CVA) confuse a meadow drying out in summer with clearing, because both move
+    reflectance a lot. Works surfaces share one trait instead: they are not green. So a pixel is
+    changed when it is not vegetation now (NDVI below the built threshold is applied by the
+    estimator) and either lost at least ``ndvi_loss`` of NDVI since the baseline or turned into a
+    different material (spectral angle to the baseline above ``angle_deg``).
+
+    Returns:
+        (y, x) float32 in [0, 1] (a smooth score, 0.5 at the tests' edge), NaN where invalid.
+    """
+    ndvi_b, ndvi_a = _ndvi(before, bands), _ndvi(after, bands)
+    dot = np.sum(before * after, axis=0)
+    with np.errstate(all="ignore"):
+        cos = np.clip(dot / (np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0)), -1.0, 1.0)
+    angle = np.degrees(np.arccos(cos))
+    score = np.maximum((ndvi_b - ndvi_a) / ndvi_loss, angle / angle_deg)
+    prob: FloatArray = (1.0 / (1.0 + np.exp(-8.0 * (score - 1.0)))).astype(np.float32)
+    prob[~(valid & np.isfinite(prob))] = np.nan
+    return prob
+
+
+def _ndvi(image: FloatArray, bands: Sequence[str]) -> FloatArray:
+    red, nir = image[list(bands).index("B04")], image[list(bands).index("B08")]
+    with np.errstate(all="ignore"):
+        ndvi: FloatArray = np.nan_to_num((nir - red) / (nir + red), nan=1.0).astype(np.float32)
+    return ndvi
+
+
 @dataclass(frozen=True, slots=True)
 class SceneEstimator:
     """Turns one scene into a ``SceneProgress`` against the site's baseline.
@@ -221,7 +273,9 @@ class SceneEstimator:
         fp = layers.footprint
         seen_fp = float((fp & ok).sum() / max(fp.sum(), 1))
         prob = self.change(baseline, image, ok)
-        changed = np.nan_to_num(prob, nan=0.0) >= self.threshold
+        changed = (np.nan_to_num(prob, nan=0.0) >= self.threshold) & (
+            _ndvi(image, self.stage_bands) < self.rules.max_built_ndvi
+        )
         decisive = np.abs(np.nan_to_num(prob[fp & ok], nan=0.5) - 0.5) * 2
         confidence = float(decisive.mean()) if decisive.size else 0.0
         fractions: list[float | None] = []
@@ -229,14 +283,16 @@ class SceneEstimator:
         credit = np.zeros(stage.shape, dtype=np.float32)
         for s, c in zip((CLEARED, SLAB, STRUCTURE), self.rules.stage_credit, strict=True):
             credit[stage == s] = c
-        for mask, ground in zip(layers.phase_masks, layers.groundwork, strict=True):
+        # Bare soil under a building on a pad is the pad's earthworks, not the building's progress.
+        pad_credit = np.where(stage == CLEARED, 0.0, credit)
+        for mask, ground, on_pad in zip(layers.phase_masks, layers.groundwork, layers.on_pad, strict=True):
             seen = mask & ok
             if mask.sum() == 0 or seen.sum() / mask.sum() < self.min_observed:
                 fractions.append(None)
             elif ground:
                 fractions.append(float(changed[seen].mean()))
             else:
-                fractions.append(float(credit[seen].mean()))
+                fractions.append(float((pad_credit if on_pad else credit)[seen].mean()))
         outside = layers.site_mask & ~fp & ok
         outside_frac = float(changed[outside].mean()) if outside.sum() >= 10 else None
         missing = [k for k, f in enumerate(fractions) if f is None]

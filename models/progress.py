@@ -268,7 +268,7 @@ def summarize(
         lower_pct=round(max(0.0, observed - half), 2),
         upper_pct=round(min(100.0, observed + half), 2),
         deviation_pp=round(observed - planned_now, 2),
-        slip_days=_slip_days(plan, observed, as_of, _finished_on(curve, opts.complete_pct)),
+        slip_days=slip_days(plan, observed, as_of, _finished_on(curve, opts.complete_pct)),
         rate_pp_per_week=None if rate is None else round(rate, 3),
         forecast_completion=mid,
         forecast_early=early,
@@ -300,7 +300,7 @@ def _finished_on(curve: FittedCurve, complete_pct: float) -> date | None:
     return next((d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= complete_pct), None)
 
 
-def _slip_days(plan: Plan, observed: float, as_of: date, finished_on: date | None = None) -> int:
+def slip_days(plan: Plan, observed: float, as_of: date, finished_on: date | None = None) -> int:
     """Earned schedule: days between today and the day the plan expected today's progress.
 
     Once a site is complete, "today" becomes the day it was first seen complete, so a finished
@@ -374,7 +374,11 @@ def _stalled(plan: Plan, curve: FittedCurve, as_of: date, opts: CurveOptions) ->
     xs, ys, ws = x[win], y[win] - level0, w[win]
     slope = float(np.sum(ws * xs * ys) / np.sum(ws * xs * xs))
     progressed = slope * opts.stall_days
-    expected = plan.planned_percent(as_of) - level0
+    # The plan expects progress when its own curve rises over the window, or when it has ended
+    # with the site unfinished. Being behind during a pause of the plan (between earthworks and
+    # the buildings, say) is slip, not a stall.
+    planned_rise = plan.planned_percent(as_of) - plan.planned_percent(start)
+    expected = planned_rise if as_of <= plan.end else max(planned_rise, 100.0 - level0)
     return expected >= opts.stall_planned_pp and progressed < opts.stall_min_pp
 
 

@@ -20,7 +20,10 @@ import store
 from aoi.errors import AoiError, PortfolioInvalidError
 from aoi.model import Site
 from api.cli import imagery as imagery_cli
+from api.cli import iot as iot_cli
 from api.cli import progress as progress_cli
+from api.cli import risk as risk_cli
+from iot.errors import BrokerUnavailableError
 from jobs.context import open_engine
 from jobs.settings import Settings
 from store import repo
@@ -36,6 +39,7 @@ EXIT_CODES: dict[type[Exception], int] = {
     ValidationError: 2,
     LookupError: 3,
     store.DatabaseUnavailableError: 4,
+    BrokerUnavailableError: 4,
     store.SchemaOutdatedError: 4,
     FileNotFoundError: 5,
     AoiError: 2,
@@ -49,8 +53,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sites_app = typer.Typer(help="Sites, plans and loans.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
+app.add_typer(iot_cli.app, name="iot")
 app.add_typer(imagery_cli.app, name="imagery")
 app.command("progress")(progress_cli.progress_command)
+app.add_typer(risk_cli.app)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -1,0 +1,148 @@
+"""Site sensor readings over HTTP: batch ingestion and the dead-letter list.
+
+Auth is added later by including the router with a dependency
+(``app.include_router(iot.router, prefix="/v1/iot", dependencies=[...])``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from api.deps import EngineDep
+from iot.errors import BatchTooLargeError
+from jobs.iot import MAX_BATCH, ingest_body
+from store import readings as readings_store
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+#: Largest request body accepted (bytes): ample for MAX_BATCH readings of a few hundred bytes.
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+class ItemOutcomePublic(BaseModel):
+    """What happened to one reading of the batch."""
+
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None = None
+
+
+class IngestPublic(BaseModel):
+    """Per-item outcomes of one batch, with the counts."""
+
+    accepted: int
+    duplicate: int
+    rejected: int
+    items: list[ItemOutcomePublic]
+
+
+class DeadLetterPublic(BaseModel):
+    """One rejected input with its reason."""
+
+    id: int
+    received_at: str
+    source: str
+    origin: str
+    reason: str
+    raw: str
+    site_id: str | None
+    sensor_id: str | None
+
+
+class DeadLettersPublic(BaseModel):
+    """A page of dead letters, newest first."""
+
+    items: list[DeadLetterPublic]
+    next_before_id: int | None
+
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "maxItems": MAX_BATCH,
+                    "items": {
+                        "type": "object",
+                        "required": ["site_id", "sensor_id", "kind", "observed_at", "value", "unit"],
+                        "properties": {
+                            "site_id": {"type": "string"},
+                            "sensor_id": {"type": "string"},
+                            "kind": {"type": "string", "example": "equipment_runtime_h"},
+                            "observed_at": {"type": "string", "format": "date-time"},
+                            "value": {"type": "number"},
+                            "unit": {"type": "string", "example": "h"},
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/readings",
+    summary="Ingest a batch of sensor readings",
+    response_model=IngestPublic,
+    openapi_extra=_BODY_DOC,
+    responses={413: {"description": "Too many readings or too large a body"}, 422: {"description": "Not JSON"}},
+)
+async def post_readings(request: Request, engine: EngineDep) -> IngestPublic:
+    """Store a JSON array of readings (at most 5000); each item is accepted, a duplicate or rejected.
+
+    Rejected items are kept in the dead-letter list with their reason. A replayed batch is
+    answered with duplicates and changes nothing.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body of {declared} bytes exceeds {MAX_BODY_BYTES}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        outcomes = await run_in_threadpool(ingest_body, engine, body)
+    except BatchTooLargeError as exc:
+        raise HTTPException(413, str(exc)) from exc
+    except ValueError as exc:  # malformed JSON: dead-lettered whole by ingest_body
+        raise HTTPException(422, str(exc)) from exc
+    items = [ItemOutcomePublic(index=o.index, status=o.status, reason=o.reason) for o in outcomes]
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "rejected")}
+    return IngestPublic(**counts, items=items)
+
+
+@router.get("/rejected", summary="Rejected readings (dead letters), newest first", response_model=DeadLettersPublic)
+def get_rejected(
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(description="Continue after this id (from next_before_id)")] = None,
+    source: Annotated[Literal["mqtt", "http", "csv", "sim"] | None, Query()] = None,
+    site_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> DeadLettersPublic:
+    """Each rejected input with the reason, the raw payload and where it came from."""
+    rows = readings_store.list_rejected(engine, limit=limit, before_id=before_id, source=source, site_id=site_id)
+    items = [
+        DeadLetterPublic(
+            id=r.id,
+            received_at=r.received_at_utc.isoformat(),
+            source=r.source,
+            origin=r.origin,
+            reason=r.reason,
+            raw=r.raw,
+            site_id=r.site_id,
+            sensor_id=r.sensor_id,
+        )
+        for r in rows
+    ]
+    return DeadLettersPublic(items=items, next_before_id=rows[-1].id if len(rows) == limit else None)

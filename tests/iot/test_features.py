@@ -1,0 +1,67 @@
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from iot.features import daily_features
+from iot.readings import Reading
+
+
+def _r(sensor, kind, at, value):
+    return Reading("s1", sensor, kind, at, value, "x")
+
+
+def _days(n, start=date(2026, 9, 1)):
+    return [start + timedelta(days=k) for k in range(n)]
+
+
+def _site(days, *, skip=(), idle=()):
+    out = []
+    for d in days:
+        if d in skip:
+            continue
+        for h in range(8, 18):
+            at = datetime(d.year, d.month, d.day, h, tzinfo=UTC)
+            out.append(_r("eq", "equipment_runtime_h", at, 0.0 if d in idle else 0.8))
+            out.append(_r("gate", "workforce_count", at, 0.0 if d in idle else 40.0))
+    return out
+
+
+def test_gap_day_is_none_with_a_flag_not_zero():
+    days = _days(40)
+    gap = days[35]
+    feats = daily_features(_site(days, skip={gap}), site_id="s1", start=days[30], end=days[39])
+    by_day = {f.day: f for f in feats}
+    assert by_day[gap].equipment_hours is None
+    assert by_day[gap].workforce is None
+    assert by_day[gap].is_gap
+    assert by_day[gap].activity_index is None
+    assert by_day[gap].gaps == ("equipment_runtime_h", "workforce_count")
+    assert by_day[days[34]].equipment_hours == pytest.approx(8.0)
+    assert by_day[days[34]].activity_index == pytest.approx(1.0)
+
+
+def test_idle_day_is_zero_activity_not_a_gap():
+    days = _days(40)
+    feats = daily_features(_site(days, idle={days[36]}), site_id="s1", start=days[36], end=days[36])
+    (f,) = feats
+    assert f.equipment_hours == 0.0
+    assert f.activity_index == 0.0
+    assert f.gaps == ()
+
+
+def test_silence_of_a_sensor_and_of_the_whole_site():
+    days = _days(40)
+    readings = [r for r in _site(days[:35]) if not (r.sensor_id == "gate" and r.observed_at_utc.date() >= days[30])]
+    feats = {f.day: f for f in daily_features(readings, site_id="s1", start=days[30], end=days[38])}
+    assert feats[days[31]].silent_sensors == ("gate",)
+    assert not feats[days[31]].site_silent
+    assert feats[days[36]].site_silent
+    assert feats[days[36]].hours_since_last_reading == pytest.approx(24 + 24 + 7)
+    assert feats[days[34]].silent_sensors == ("gate",)  # eq still reports on the day it last did
+
+
+def test_without_enough_baseline_there_is_no_index():
+    days = _days(5)
+    (f,) = daily_features(_site(days), site_id="s1", start=days[4], end=days[4])
+    assert f.equipment_hours == pytest.approx(8.0)
+    assert f.activity_index is None

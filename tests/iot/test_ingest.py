@@ -1,0 +1,79 @@
+import json
+import math
+
+import pytest
+
+from iot.readings import parse_timestamp
+from jobs.iot import import_csv, ingest_body, ingest_items
+from store import readings as rs
+from tests.iot.conftest import NOW, reading
+
+BAD = {
+    "unknown site": reading(site_id="nowhere", sensor_id="a"),
+    "no UTC offset": reading(sensor_id="b", observed_at="2026-11-01T10:00:00"),
+    "in the future": reading(sensor_id="c", observed_at="2026-11-01T12:30:00+00:00"),
+    "not finite": reading(sensor_id="d", value=math.nan),
+    "is not accepted for": reading(sensor_id="e", unit="kWh"),
+    "outside the physical range": reading(sensor_id="f", value=30, unit="h"),
+}
+
+
+def test_every_rejection_kind_is_dead_lettered_with_raw_payload_and_reason(demo_engine):
+    good = reading()
+    outcomes = ingest_items(demo_engine, [good, *BAD.values()], source="http", now_utc=NOW)
+    assert [o.status for o in outcomes] == ["accepted"] + ["rejected"] * len(BAD)
+    dead = {d.sensor_id: d for d in rs.list_rejected(demo_engine)}
+    for reason, item in BAD.items():
+        letter = dead[item["sensor_id"]]
+        assert reason in letter.reason
+        assert json.loads(letter.raw.replace("NaN", "null"))["sensor_id"] == item["sensor_id"]
+        assert letter.source == "http"
+    assert rs.count_readings(demo_engine) == 1
+
+
+def test_replay_is_a_noop_and_a_changed_value_is_a_conflict(demo_engine):
+    items = [reading(sensor_id=f"s{i}", observed_at=f"2026-10-01T0{i}:00:00+00:00") for i in range(5)]
+    assert {o.status for o in ingest_items(demo_engine, items, source="mqtt", now_utc=NOW)} == {"accepted"}
+    # The same instants written with another offset are the same readings.
+    shifted = [dict(it, observed_at=parse_timestamp(it["observed_at"]).astimezone().isoformat()) for it in items]
+    assert {o.status for o in ingest_items(demo_engine, shifted, source="mqtt", now_utc=NOW)} == {"duplicate"}
+    changed = dict(items[0], value=43)
+    (out,) = ingest_items(demo_engine, [changed], source="http", now_utc=NOW)
+    assert out.status == "rejected"
+    assert out.reason is not None
+    assert "conflict" in out.reason
+    assert rs.count_readings(demo_engine) == 5
+    assert rs.list_rejected(demo_engine)[0].reason == out.reason
+
+
+def test_duplicates_inside_one_batch_are_stored_once(demo_engine):
+    outcomes = ingest_items(demo_engine, [reading(), reading(), reading(value=43)], source="http", now_utc=NOW)
+    assert [o.status for o in outcomes] == ["accepted", "duplicate", "rejected"]
+    assert rs.count_readings(demo_engine) == 1
+
+
+def test_malformed_http_body_is_dead_lettered_whole(demo_engine):
+    with pytest.raises(ValueError, match="malformed JSON"):
+        ingest_body(demo_engine, b'[{"site_id": "de-rgb-hall",')
+    (letter,) = rs.list_rejected(demo_engine)
+    assert letter.raw == '[{"site_id": "de-rgb-hall",'
+    assert "malformed JSON" in letter.reason
+
+
+def test_csv_import_stores_good_rows_dead_letters_bad_ones_and_reimport_adds_nothing(demo_engine, tmp_path):
+    path = tmp_path / "feed.csv"
+    path.write_text(
+        "site_id,sensor_id,kind,observed_at,value,unit\n"
+        "de-rgb-hall,gate,workforce_count,2026-10-01T08:00:00+02:00,41,count\n"
+        "de-rgb-hall,gate,workforce_count,2026-10-01T09:00:00+02:00,nan,count\n"
+        "de-rgb-hall,meter,power_kwh,2026-10-01T09:00:00Z,1500,Wh\n"
+        "nowhere,meter,power_kwh,2026-10-01T09:00:00Z,1,kWh\n"
+    )
+    first = import_csv(demo_engine, path)
+    assert (first.accepted, first.duplicate, first.rejected) == (2, 0, 2)
+    again = import_csv(demo_engine, path)
+    assert (again.accepted, again.duplicate, again.rejected) == (0, 2, 2)
+    origins = {d.origin for d in rs.list_rejected(demo_engine, source="csv")}
+    assert origins == {"feed.csv:3", "feed.csv:5"}
+    (meter,) = [r for r in rs.list_readings(demo_engine, "de-rgb-hall") if r.sensor_id == "meter"]
+    assert (meter.value, meter.unit) == (1.5, "kWh")
