@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,16 +15,20 @@ from imagery.cache import SceneCache
 from imagery.providers.local import LocalArchiveProvider
 from imagery.simulate import SimulatedScene
 from jobs.context import open_engine
+from jobs.iot import load_simulated_readings, site_daily_features
 from jobs.progress import make_estimator
 from jobs.refresh import RefreshOutcome, refresh_sites
+from jobs.risk import load_demo_risk_inputs, score_portfolio
 from jobs.settings import Settings
-from store import repo
+from store import progress_repo, repo
 
 logger = logging.getLogger(__name__)
 
 #: The demo archive starts well before the earliest plan so every site has a baseline.
 DEMO_IMAGERY_START = date(2024, 3, 1)
 DEMO_SEED = 7
+#: Days of simulated sensor history loaded for the demo.
+DEMO_SENSOR_DAYS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,4 +79,20 @@ def build_demo(settings: Settings, *, console: Console | None = None) -> DemoRes
     for o in outcomes:
         if o.status != "ok":
             console.print(f"[yellow]{o.site_id}: {o.status}[/] {o.reason}")
+
+    # Site sensors: the same ingestion path as HTTP and files (idempotent on re-runs).
+    sensors_from = DEMO_AS_OF - timedelta(days=DEMO_SENSOR_DAYS)
+    ingest = load_simulated_readings(engine, portfolio.sites, sensors_from, DEMO_AS_OF, seed=DEMO_SEED)
+    console.print(f"sensor readings: {ingest.accepted} stored, {ingest.duplicate} already there")
+    activity = {
+        s.id: site_daily_features(engine, s.id, DEMO_AS_OF - timedelta(days=60), DEMO_AS_OF) for s in portfolio.sites
+    }
+
+    # Loan servicing and market feeds, then scores, alerts and cases.
+    load_demo_risk_inputs(engine, DEMO_AS_OF)
+    scored = score_portfolio(
+        engine, as_of=DEMO_AS_OF, progress=progress_repo.latest_summaries(engine), activity=activity
+    )
+    failed = [o for o in scored if o.status != "ok"]
+    console.print(f"scored {len(scored) - len(failed)} loans" + (f", {len(failed)} failed" if failed else ""))
     return DemoResult(len(portfolio.sites), engine.url.render_as_string(hide_password=True), tuple(outcomes))
