@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 import store
+from imagery.providers import make_provider
+from imagery.providers.base import SceneProvider
 from jobs.settings import Settings
 
 
@@ -14,3 +16,16 @@ def open_engine(settings: Settings, *, migrate: bool = True) -> Engine:
     if migrate:
         store.upgrade(engine)
     return engine
+
+
+def open_provider(settings: Settings) -> SceneProvider:
+    """The configured imagery provider, built from plain settings values."""
+    return make_provider(
+        settings.imagery_provider,
+        archive_dir=settings.resolved_archive_dir,
+        stac_url=settings.stac_url,
+        stac_collection=settings.stac_collection,
+        sentinelhub_client_id=settings.sentinelhub_client_id,
+        sentinelhub_client_secret=settings.sentinelhub_client_secret,
+        sentinelhub_base_url=settings.sentinelhub_base_url,
+    )

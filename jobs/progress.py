@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: How far before the plan's start scenes are loaded to build the pre-construction baseline.
 BASELINE_DAYS = 150
+#: Share of the footprints a scene must show for it to be the evidence picture.
+CLEAR_FOR_EVIDENCE = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,14 @@ class SiteProgress:
     points: list[ProgressPoint]
     baseline_scenes: list[str]
     inputs: dict[str, Any]
+    #: (band, y, x) pre-construction composite, bands as S2_STAGE_BANDS (None without a baseline).
+    baseline: npt.NDArray[np.float32] | None = None
+    #: (band, y, x) reflectance of the newest scene with an estimate, and its scene id.
+    latest_image: npt.NDArray[np.float32] | None = None
+    latest_scene: str | None = None
+    #: (y, x) change probability of that scene against the baseline (NaN where invalid).
+    latest_change: npt.NDArray[np.float32] | None = None
+    threshold: float = 0.5
 
 
 def site_grid(site: Site) -> Grid:
@@ -69,9 +79,21 @@ def make_estimator(checkpoint: str | None, *, threads: int = 2) -> SceneEstimato
         except ModelError as exc:
             logger.warning("checkpoint %s unusable (%s); falling back to the non-learned baseline", checkpoint, exc)
         else:
-            sha = str(getattr(detector.card, "sha256", ""))[:12]
-            return SceneEstimator(detector.predict, detector.threshold, f"model:{detector.card.name}@{sha}")
-    return SceneEstimator(index_change_probability, 0.5, "baseline:spectral-index")
+            card = detector.card
+            provenance = {
+                "checkpoint": card.name,
+                "weights_sha256": card.weights_sha256,
+                "threshold": detector.threshold,
+                "bands": list(card.bands),
+            }
+            method = f"model:{card.name}@{card.weights_sha256[:12]}"
+            return SceneEstimator(detector.predict, detector.threshold, method, provenance=provenance)
+    return SceneEstimator(
+        index_change_probability,
+        0.5,
+        "baseline:spectral-index",
+        provenance={"checkpoint": None, "estimator": "NDVI loss or spectral angle > 10 deg, NDVI < 0.3"},
+    )
 
 
 def _stack(cube: Any, bands: tuple[str, ...]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
@@ -111,6 +133,9 @@ def compute_site_progress(
     )
     observations: list[SceneProgress] = []
     baseline_ids: list[str] = []
+    baseline = latest_image = latest_change = None
+    latest_scene: str | None = None
+    latest_is_clear = False
     if cube.sizes.get("time", 0):
         images, valid = _stack(cube, S2_STAGE_BANDS)
         times = [pd.Timestamp(t).to_pydatetime().replace(tzinfo=UTC) for t in cube["time"].values]
@@ -121,8 +146,13 @@ def compute_site_progress(
             baseline = baseline_composite(images[pre], valid[pre])
             baseline_ids = [s for s, p in zip(scene_ids, pre, strict=True) if p]
             for k in range(len(times)):
-                obs, _ = estimator.observe(site.id, scene_ids[k], times[k], baseline, images[k], valid[k], layers)
+                obs, prob = estimator.observe(site.id, scene_ids[k], times[k], baseline, images[k], valid[k], layers)
                 observations.append(obs)
+                # Evidence pictures: the newest clear scene, else the newest with an estimate.
+                clear = obs.observed_fraction >= CLEAR_FOR_EVIDENCE
+                if obs.percent is not None and (clear or not latest_is_clear):
+                    latest_image, latest_change, latest_scene = images[k], prob, scene_ids[k]
+                    latest_is_clear = clear
         else:
             logger.warning("no scene before the plan's start: no baseline", extra={"site_id": site.id})
     opts = curve or CurveOptions()
@@ -133,7 +163,23 @@ def compute_site_progress(
         "scenes_used": [o.scene_id for o in observations if o.percent is not None],
         "method": estimator.method,
         "threshold": estimator.threshold,
+        "provenance": dict(estimator.provenance),
+        "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
         "as_of": as_of.isoformat(),
         "curve_options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
     }
-    return SiteProgress(site.id, grid, records, observations, summary, points, baseline_ids, inputs)
+    return SiteProgress(
+        site.id,
+        grid,
+        records,
+        observations,
+        summary,
+        points,
+        baseline_ids,
+        inputs,
+        baseline,
+        latest_image,
+        latest_scene,
+        latest_change,
+        estimator.threshold,
+    )

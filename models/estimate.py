@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -243,6 +244,8 @@ class SceneEstimator:
     method: str
     min_observed: float = 0.5
     rules: StageRules = field(default_factory=StageRules)
+    #: What the figures can be traced back to (checkpoint name, weights sha256, training data).
+    provenance: Mapping[str, Any] = field(default_factory=dict)
     stage_bands: Sequence[str] = S2_STAGE_BANDS
 
     def observe(

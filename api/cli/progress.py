@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aoi.errors import SiteNotFoundError
+from aoi.model import Site
 from aoi.records import ProgressSummary
 from jobs.context import open_engine
 from jobs.settings import Settings
@@ -23,11 +26,18 @@ def progress_command(
     ctx: typer.Context,
     site_id: Annotated[str, typer.Argument(help="Site id")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout")] = False,
+    evidence: Annotated[
+        Path | None, typer.Option(help="Recompute and write an evidence pack (manifest, pictures, COG) here")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="Day of the evidence figures (default: the stored run's)")] = None,
 ) -> None:
     """Show a site's progress curve against plan: band, deviation, slip, forecast and flags."""
     settings: Settings = ctx.obj
     engine = open_engine(settings)
-    repo.get_site(engine, site_id)  # raises SiteNotFoundError for an unknown site
+    site = repo.get_site(engine, site_id)  # raises SiteNotFoundError for an unknown site
+    if evidence is not None:
+        _write_evidence(settings, site, evidence, as_of)
+        return
     latest = progress_repo.latest_progress(engine, site_id)
     if latest is None:
         raise SiteNotFoundError(f"{site_id} (no progress computed yet: run `sitewatch demo` or a refresh)")
@@ -47,6 +57,35 @@ def progress_command(
         )
     console.print(table)
     console.print(_verdict(summary))
+
+
+def _write_evidence(settings: Settings, site: Site, out_dir: Path, as_of_text: str | None) -> None:
+    from imagery.cache import SceneCache
+    from jobs.context import open_provider
+    from jobs.evidence import write_evidence
+    from jobs.progress import compute_site_progress, make_estimator
+
+    engine = open_engine(settings)
+    if as_of_text is not None:
+        day = date.fromisoformat(as_of_text)
+    else:
+        latest = progress_repo.latest_progress(engine, site.id)
+        day = latest[0].as_of if latest else date.today()
+    estimator = make_estimator(settings.checkpoint, threads=settings.torch_threads)
+    result = compute_site_progress(
+        site,
+        provider=open_provider(settings),
+        estimator=estimator,
+        as_of=day,
+        cache=SceneCache(settings.cache_dir),
+        max_cloud_pct=settings.max_cloud_pct,
+    )
+    # The folder is left out of the command so the manifest is the same wherever it is written.
+    command = f"sitewatch progress {site.id} --as-of {day.isoformat()} --evidence DIR"
+    path = write_evidence(site, result, out_dir, command=command)
+    console.print(
+        f"evidence pack written: {path} ({result.summary.scenes_used} scenes used, method {estimator.method})"
+    )
 
 
 def _verdict(s: ProgressSummary) -> str:
