@@ -93,7 +93,7 @@ def _change_cog(result: SiteProgress, probability: npt.NDArray[np.float32]) -> b
 
 def evidence_manifest(site: Site, result: SiteProgress, *, command: str) -> dict[str, Any]:
     """The manifest of an evidence pack (pure: same inputs, same document)."""
-    footprint_scenes = []
+    footprint_scenes: list[dict[str, Any]] = []
     for r in result.records:
         footprint_scenes.append(
             {
