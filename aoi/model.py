@@ -214,3 +214,12 @@ def is_groundwork(plan: Plan, index: int) -> bool:
         k != index and fp.covers(other.footprint_wgs84.representative_point()) and fp.area > other.footprint_wgs84.area
         for k, other in enumerate(plan.phases)
     )
+
+
+def builds_on_pad(plan: Plan, index: int) -> bool:
+    """Whether a building phase stands on ground a groundwork phase of the same plan clears."""
+    if is_groundwork(plan, index):
+        return False
+    fp = plan.phases[index].footprint_wgs84
+    pads = [p.footprint_wgs84 for k, p in enumerate(plan.phases) if k != index and is_groundwork(plan, k)]
+    return any(pad.intersection(fp).area >= 0.5 * fp.area for pad in pads)

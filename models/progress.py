@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from aoi.model import Plan
+from aoi.model import Plan, builds_on_pad
 from aoi.records import ProgressEvent, ProgressPoint, ProgressSummary, SceneProgress
 
 logger = logging.getLogger(__name__)
@@ -377,9 +377,33 @@ def _stalled(plan: Plan, curve: FittedCurve, as_of: date, opts: CurveOptions) ->
     # The plan expects progress when its own curve rises over the window, or when it has ended
     # with the site unfinished. Being behind during a pause of the plan (between earthworks and
     # the buildings, say) is slip, not a stall.
-    planned_rise = plan.planned_percent(as_of) - plan.planned_percent(start)
+    planned_rise = visible_planned_percent(plan, as_of) - visible_planned_percent(plan, start)
     expected = planned_rise if as_of <= plan.end else max(planned_rise, 100.0 - level0)
     return expected >= opts.stall_planned_pp and progressed < opts.stall_min_pp
+
+
+#: Share of a building's schedule on a cleared pad that shows nothing from space (set-up,
+#: excavation, formwork) before slabs appear.
+INVISIBLE_START = 0.15
+
+
+def visible_planned_percent(plan: Plan, on: date) -> float:
+    """The plan's percent complete as imagery can see it.
+
+    The same as :meth:`Plan.planned_percent` except that a building on a cleared pad shows no
+    change during the first ``INVISIBLE_START`` of its schedule. Used to decide whether the plan
+    expects *visible* progress, so that stretch is not mistaken for a stall.
+    """
+    if plan.milestones:
+        return plan.planned_percent(on)
+    total = sum(p.weight for p in plan.phases) or 1.0
+    acc = 0.0
+    for k, phase in enumerate(plan.phases):
+        f = phase.planned_fraction(on)
+        if builds_on_pad(plan, k):
+            f = max(0.0, (f - INVISIBLE_START) / (1.0 - INVISIBLE_START))
+        acc += phase.weight * f
+    return 100.0 * acc / total
 
 
 def _weighted_line(x: FloatArray, y: FloatArray, w: FloatArray) -> Callable[[float], float]:

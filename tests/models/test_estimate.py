@@ -11,6 +11,7 @@ from models.estimate import (
     SLAB,
     STRUCTURE,
     UNTOUCHED,
+    BuildLadder,
     SceneEstimator,
     SiteLayers,
     baseline_composite,
@@ -63,9 +64,9 @@ def test_scene_estimate_weights_phases_and_stages(scene):
     when = datetime(2026, 1, 1, tzinfo=UTC)
     obs, prob = est.observe("s", "S1", when, before, after, np.ones((40, 40), bool), layers)
     assert obs.phase_fractions[0] == pytest.approx(1.0)  # the pad is cleared everywhere
-    # hall: half slab (credit 0.55) and half roof (1.0)
-    assert obs.phase_fractions[1] == pytest.approx((0.55 + 1.0) / 2, abs=0.02)
-    assert obs.percent == pytest.approx(100 * (0.3 * 1.0 + 0.7 * 0.775), abs=2)
+    # hall on the pad: all of it at least slab, half roofed -> the ladder puts it at 0.45 + 0.5 * 0.55
+    assert obs.phase_fractions[1] == pytest.approx(0.725, abs=0.01)
+    assert obs.percent == pytest.approx(100 * (0.3 * 1.0 + 0.7 * 0.725), abs=1)
     assert obs.outside_change_fraction == pytest.approx(0.0)
     assert prob.shape == (40, 40)
 
@@ -89,3 +90,14 @@ def test_baseline_composite_is_median_of_valid_dates():
     comp = baseline_composite(images, valid)
     assert comp[0, 1, 1] == pytest.approx(0.15)
     assert np.isnan(comp[0, 0, 0])
+
+
+@pytest.mark.parametrize("f", [0.0, 0.2, 0.5, 0.7, 1.0])
+def test_ladder_inversion_recovers_the_done_share(f):
+    ladder = BuildLadder()
+    cleared, slab, roof = (float(x[0]) for x in ladder.shares(np.array([f])))
+    assert ladder.invert(cleared, slab, roof) == pytest.approx(f, abs=0.01)
+
+
+def test_ladder_claims_no_invisible_progress_on_a_pad():
+    assert BuildLadder().invert(None, 0.0, 0.0) == 0.0
