@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -16,6 +17,8 @@ from imagery.providers.local import LocalArchiveProvider
 from imagery.simulate import SimulatedScene
 from jobs.context import open_engine
 from jobs.iot import load_simulated_readings, site_daily_features
+from jobs.notify import LoanContacts, Notifier, SmtpTarget, WebhookTarget
+from jobs.outbox import local_outbox
 from jobs.progress import make_estimator
 from jobs.refresh import RefreshOutcome, refresh_sites
 from jobs.risk import load_demo_risk_inputs, score_portfolio
@@ -88,11 +91,40 @@ def build_demo(settings: Settings, *, console: Console | None = None) -> DemoRes
         s.id: site_daily_features(engine, s.id, DEMO_AS_OF - timedelta(days=60), DEMO_AS_OF) for s in portfolio.sites
     }
 
-    # Loan servicing and market feeds, then scores, alerts and cases.
+    # Loan servicing and market feeds, then scores, alerts, cases and notifications. Without a
+    # configured relay and receiver, a local outbox on loopback takes them (real SMTP and HTTP).
     load_demo_risk_inputs(engine, DEMO_AS_OF)
-    scored = score_portfolio(
-        engine, as_of=DEMO_AS_OF, progress=progress_repo.latest_summaries(engine), activity=activity
-    )
+    contacts = {
+        ln.id: LoanContacts(
+            officer=f"officer.{ln.id.lower()}@bank.example", borrower=f"billing@{ln.id.lower()}.example"
+        )
+        for ln in portfolio.loans
+    }
+    with ExitStack() as stack:
+        if settings.smtp_host or settings.webhook_url:
+            notifier = notifier_from_settings(settings, contacts)
+        else:
+            box = stack.enter_context(local_outbox(settings.data_dir / "outbox"))
+            notifier = Notifier(
+                webhook=WebhookTarget(box.webhook_url, box.webhook_secret, max_attempts=3, backoff_s=0.2),
+                smtp=SmtpTarget(box.smtp_host, box.smtp_port, "sitewatch@demo.local"),
+                contacts=contacts,
+            )
+            console.print(f"notifications go to the local outbox in {box.folder}")
+        scored = score_portfolio(
+            engine,
+            as_of=DEMO_AS_OF,
+            progress=progress_repo.latest_summaries(engine),
+            activity=activity,
+            notifier=notifier,
+        )
     failed = [o for o in scored if o.status != "ok"]
     console.print(f"scored {len(scored) - len(failed)} loans" + (f", {len(failed)} failed" if failed else ""))
     return DemoResult(len(portfolio.sites), engine.url.render_as_string(hide_password=True), tuple(outcomes))
+
+
+def notifier_from_settings(settings: Settings, contacts: dict[str, LoanContacts] | None = None) -> Notifier:
+    """The configured notification channels (a channel without settings is left out)."""
+    webhook = WebhookTarget(settings.webhook_url, settings.webhook_secret or "") if settings.webhook_url else None
+    smtp = SmtpTarget(settings.smtp_host, settings.smtp_port, settings.smtp_sender) if settings.smtp_host else None
+    return Notifier(webhook=webhook, smtp=smtp, contacts=contacts or {}, default_officer=settings.officer_email)

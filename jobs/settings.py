@@ -36,7 +36,16 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
+    api_rate_per_s: float = Field(20.0, gt=0, description="Requests per second each API key may sustain")
+    api_rate_burst: int = Field(200, ge=1, description="Requests an API key may make at once before throttling")
+    api_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body accepted")
     mqtt_url: str | None = Field(None, description="e.g. mqtt://127.0.0.1:1883; none = HTTP and files only")
+    smtp_host: str | None = Field(None, description="SMTP relay for officer alerts and borrower reminders")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_sender: str = "sitewatch@localhost"
+    webhook_url: str | None = Field(None, description="Risk engine endpoint for signed alert webhooks")
+    webhook_secret: str | None = Field(None, description="HMAC-SHA256 secret shared with the webhook receiver")
+    officer_email: str | None = Field(None, description="Officer in charge when a loan names none")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
 
@@ -50,6 +59,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SITEWATCH_SENTINELHUB_CLIENT_ID and SITEWATCH_SENTINELHUB_CLIENT_SECRET are required "
                 "when SITEWATCH_IMAGERY_PROVIDER=sentinelhub"
+            )
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "SITEWATCH_WEBHOOK_SECRET is required when SITEWATCH_WEBHOOK_URL is set (webhooks are signed)"
             )
         return self
 
