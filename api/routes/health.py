@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 import store
 from api.deps import EngineDep
+from api.metrics import Metrics
 
 router = APIRouter()
 
@@ -30,3 +31,10 @@ def readyz(engine: EngineDep) -> JSONResponse:
     ok = body["revision"] == body["head"]
     body["status"] = "ready" if ok else "migrations pending: run `sitewatch db upgrade`"
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    """Request counts and latency histograms per route template, refresh jobs and ingest counts (text format 0.0.4)."""
+    registry: Metrics = request.app.state.metrics
+    return PlainTextResponse(registry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,7 +1,7 @@
-"""Site sensor readings over HTTP: batch ingestion and the dead-letter list.
+"""Site sensor readings over HTTP: batch ingestion (ingest and admin keys) and the dead-letter list.
 
-Auth is added later by including the router with a dependency
-(``app.include_router(iot.router, prefix="/v1/iot", dependencies=[...])``).
+A key scoped to some sites has readings of any other site rejected as an unknown site, exactly
+as if the site did not exist.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from api.auth import IngestDep, OfficerDep
 from api.deps import EngineDep
+from api.metrics import Metrics
 from iot.errors import BatchTooLargeError
 from jobs.iot import MAX_BATCH, ingest_body
+from store import api_repo
 from store import readings as readings_store
 
 logger = logging.getLogger(__name__)
@@ -97,7 +100,7 @@ _BODY_DOC: dict[str, Any] = {
     openapi_extra=_BODY_DOC,
     responses={413: {"description": "Too many readings or too large a body"}, 422: {"description": "Not JSON"}},
 )
-async def post_readings(request: Request, engine: EngineDep) -> IngestPublic:
+async def post_readings(request: Request, engine: EngineDep, principal: IngestDep) -> IngestPublic:
     """Store a JSON array of readings (at most 5000); each item is accepted, a duplicate or rejected.
 
     Rejected items are kept in the dead-letter list with their reason. A replayed batch is
@@ -111,26 +114,40 @@ async def post_readings(request: Request, engine: EngineDep) -> IngestPublic:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+    sites = None
+    if principal.sites is not None:
+        known = await run_in_threadpool(readings_store.known_site_ids, engine)
+        scope = principal.sites & known
+        sites = scope.__contains__
     try:
-        outcomes = await run_in_threadpool(ingest_body, engine, body)
+        outcomes = await run_in_threadpool(ingest_body, engine, body, sites=sites)
     except BatchTooLargeError as exc:
         raise HTTPException(413, str(exc)) from exc
     except ValueError as exc:  # malformed JSON: dead-lettered whole by ingest_body
         raise HTTPException(422, str(exc)) from exc
     items = [ItemOutcomePublic(index=o.index, status=o.status, reason=o.reason) for o in outcomes]
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "rejected")}
+    metrics: Metrics = request.app.state.metrics
+    for status, n in counts.items():
+        metrics.inc("sitewatch_ingest_items_total", {"feed": "readings", "status": status}, n)
+    await run_in_threadpool(
+        lambda: api_repo.record_audit(
+            engine, actor=principal.actor, action="ingest", entity="readings", entity_id="http", detail=counts
+        )
+    )
     return IngestPublic(**counts, items=items)
 
 
 @router.get("/rejected", summary="Rejected readings (dead letters), newest first", response_model=DeadLettersPublic)
 def get_rejected(
     engine: EngineDep,
+    principal: OfficerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[int | None, Query(description="Continue after this id (from next_before_id)")] = None,
     source: Annotated[Literal["mqtt", "http", "csv", "sim"] | None, Query()] = None,
     site_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DeadLettersPublic:
-    """Each rejected input with the reason, the raw payload and where it came from."""
+    """Each rejected input with the reason, the raw payload and where it came from (officer, admin)."""
     rows = readings_store.list_rejected(engine, limit=limit, before_id=before_id, source=source, site_id=site_id)
     items = [
         DeadLetterPublic(
@@ -144,5 +161,6 @@ def get_rejected(
             sensor_id=r.sensor_id,
         )
         for r in rows
+        if principal.sites is None or (r.site_id is not None and principal.sees_site(r.site_id))
     ]
     return DeadLettersPublic(items=items, next_before_id=rows[-1].id if len(rows) == limit else None)

@@ -1,0 +1,180 @@
+"""Scores for the risk engine: every loan's newest score in pages, and one loan's score with drivers and history.
+
+Pages are keyset-paginated by loan id behind an opaque cursor, carry strong ETags and answer
+``If-None-Match`` with 304. A rendered page is kept in memory keyed by the score table's
+fingerprint (highest id, row count), so a repeated page costs one tiny query.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from aoi.errors import LoanNotFoundError
+from api.auth import Principal, ScoreReaderDep
+from api.cache import LRU, etag_matches, strong_etag
+from api.deps import EngineDep
+from jobs.risk import assessment_from_stored
+from store import api_repo, risk_repo
+
+router = APIRouter()
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_CURSOR_VERSION = "1"
+
+
+def encode_cursor(after_loan_id: str) -> str:
+    """An opaque cursor pointing after a loan id."""
+    raw = json.dumps({"v": _CURSOR_VERSION, "after": after_loan_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The loan id a cursor points after.
+
+    Raises:
+        HTTPException: 400 when the cursor was not made by this API.
+    """
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(doc, dict) or doc.get("v") != _CURSOR_VERSION or not isinstance(doc.get("after"), str):
+            raise ValueError(cursor)
+        return str(doc["after"])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise HTTPException(400, "cursor: not a cursor returned by this API (use next_cursor as given)") from exc
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def scoped_loans(engine: Any, principal: Principal) -> frozenset[str] | None:
+    """The loans a key may see (those of its sites), or None for every loan."""
+    if principal.sites is None:
+        return None
+    return frozenset(api_repo.site_loans(engine, principal.sites).values())
+
+
+def _score_json(s: api_repo.ScoreListing) -> dict[str, Any]:
+    return {
+        "loan_id": s.loan_id,
+        "site_id": s.site_id,
+        "score_id": s.score_id,
+        "as_of": s.as_of.isoformat(),
+        "scored_at": s.scored_at.isoformat(),
+        "score": round(s.score, 2),
+        "band": s.band,
+        "colour": s.colour,
+        "pd": round(s.pd, 6),
+        "confidence": round(s.confidence, 3),
+        "top_drivers": s.top_drivers,
+        "missing": s.missing,
+        "config_version": s.config_version,
+    }
+
+
+def _render_page(
+    engine: Any, after: str | None, limit: int, since: datetime | None, loans: frozenset[str] | None
+) -> tuple[bytes, str | None]:
+    rows = api_repo.latest_score_page(engine, after_loan_id=after, limit=limit + 1, since=since, loan_ids=loans)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].loan_id) if more and rows else None
+    body = {"count": len(rows), "next_cursor": next_cursor, "items": [_score_json(r) for r in rows]}
+    return json.dumps(body, separators=(",", ":")).encode(), next_cursor
+
+
+@router.get(
+    "/scores",
+    summary="Every loan's newest score, paginated",
+    responses={
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        400: {"description": "Bad cursor"},
+    },
+)
+def list_scores(
+    request: Request,
+    engine: EngineDep,
+    principal: ScoreReaderDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Loans per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
+    since: Annotated[
+        datetime | None,
+        Query(description="ISO 8601 instant; only loans whose newest score is newer (UTC if no offset)"),
+    ] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The newest score of each loan the key may see, in loan id order.
+
+    Follow ``next_cursor`` (also in the ``Link`` header) until it is null; every loan appears
+    exactly once. The ETag changes whenever the page's content changes.
+    """
+    after = decode_cursor(cursor) if cursor else None
+    since_utc = _utc(since) if since is not None else None
+    loans = scoped_loans(engine, principal)
+    cache: LRU[tuple[bytes, str, str | None]] = request.app.state.score_pages
+    key = (api_repo.scores_version(engine), loans, after, limit, since_utc)
+    hit = cache.get(key)
+    if hit is None:
+        body, next_cursor = _render_page(engine, after, limit, since_utc, loans)
+        hit = (body, strong_etag(body), next_cursor)
+        cache.put(key, hit)
+    body, etag, next_cursor = hit
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    if next_cursor:
+        params = {**request.query_params, "cursor": next_cursor}
+        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@router.get("/loans/{loan_id}/score", summary="One loan's newest score with its drivers and history")
+def get_loan_score(loan_id: str, engine: EngineDep, principal: ScoreReaderDep) -> dict[str, Any]:
+    """The newest score with every driver's contribution, the inputs behind it, and the score history."""
+    loans = scoped_loans(engine, principal)
+    if loans is not None and loan_id not in loans:
+        raise LoanNotFoundError(loan_id)
+    history = risk_repo.score_history(engine, loan_id)
+    if not history:
+        raise LoanNotFoundError(loan_id)
+    stored = history[-1]
+    a = assessment_from_stored(stored)
+    return {
+        "loan_id": a.loan_id,
+        "site_id": a.site_id,
+        "score_id": stored.id,
+        "as_of": a.as_of.isoformat(),
+        "scored_at": stored.scored_at.isoformat(),
+        "score": round(a.score, 2),
+        "band": a.band,
+        "colour": a.colour,
+        "pd": round(a.pd, 6),
+        "confidence": round(a.confidence, 3),
+        "config_version": a.config_version,
+        "config_sha256": a.config_sha256,
+        "top_drivers": list(a.top_drivers),
+        "missing": list(a.missing),
+        "drivers": stored.data.contributions,
+        "inputs": stored.data.inputs,
+        "history": [
+            {
+                "score_id": h.id,
+                "scored_at": h.scored_at.isoformat(),
+                "as_of": h.data.as_of.isoformat(),
+                "score": round(h.data.score, 2),
+                "band": h.data.band,
+                "pd": round(h.data.pd, 6),
+                "config_version": h.data.config_version,
+            }
+            for h in history
+        ],
+    }

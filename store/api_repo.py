@@ -1,0 +1,380 @@
+"""Queries of the HTTP API: API keys, jobs started over HTTP, audit entries and score pages.
+
+The score page query reads only the columns a listing needs (not the stored inputs or the
+contributions), one loan after another in id order from a keyset cursor, so a page costs the
+same on the first and the hundredth call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, aliased
+
+from store.api_schema import ApiJobRow, ApiKeyRow
+from store.errors import StoreError
+from store.risk_schema import AlertRow, ScoreRow
+from store.schema import AuditRow, LoanRow, SiteRow, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class ApiKeyNotFoundError(StoreError, LookupError):
+    """No API key with this id."""
+
+
+class JobNotFoundError(StoreError, LookupError):
+    """No job with this id."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored (never the token itself).
+
+    Attributes:
+        id: Public id, part of the token.
+        name: What the key is for.
+        role: "admin", "officer", "risk_engine" or "ingest".
+        sites: The site ids it may see, or None for every site.
+        token_sha256: sha256 hex digest of the token.
+        created_at: When it was created (UTC).
+        created_by: Who created it.
+        revoked_at: When it was revoked (None while valid).
+        revoked_by: Who revoked it.
+    """
+
+    id: str
+    name: str
+    role: str
+    sites: tuple[str, ...] | None
+    token_sha256: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job started over HTTP and its state."""
+
+    id: str
+    kind: str
+    site_id: str
+    status: str
+    created_at: datetime
+    created_by: str
+    reason: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreListing:
+    """The newest score of one loan, as a listing shows it (no inputs, no contributions)."""
+
+    score_id: int
+    loan_id: str
+    site_id: str
+    as_of: date
+    scored_at: datetime
+    score: float
+    pd: float
+    band: str
+    colour: str
+    confidence: float
+    top_drivers: list[str]
+    missing: list[str]
+    config_version: str
+
+
+# ---------------------------------------------------------------- keys
+
+
+def _key(row: ApiKeyRow) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        row.id,
+        row.name,
+        row.role,
+        tuple(row.sites) if row.sites is not None else None,
+        row.token_sha256,
+        row.created_at,
+        row.created_by,
+        row.revoked_at,
+        row.revoked_by,
+    )
+
+
+def save_key(
+    engine: Engine,
+    *,
+    key_id: str,
+    name: str,
+    role: str,
+    sites: Collection[str] | None,
+    token_sha256: str,
+    actor: str,
+) -> ApiKeyRecord:
+    """Store a new key (its hash only) and audit who created it."""
+    with Session(engine) as session, session.begin():
+        row = ApiKeyRow(
+            id=key_id,
+            name=name,
+            role=role,
+            sites=sorted(sites) if sites is not None else None,
+            token_sha256=token_sha256,
+            created_at=utcnow(),
+            created_by=actor,
+        )
+        session.add(row)
+        _audit(session, actor, "create", "api_key", key_id, {"role": role, "name": name, "sites": row.sites})
+        session.flush()
+        return _key(row)
+
+
+def get_key(engine: Engine, key_id: str) -> ApiKeyRecord | None:
+    """One key by its public id (revoked ones included), or None."""
+    with Session(engine) as session:
+        row = session.get(ApiKeyRow, key_id)
+        return _key(row) if row is not None else None
+
+
+def list_keys(engine: Engine) -> list[ApiKeyRecord]:
+    """Every key, oldest first."""
+    with Session(engine) as session:
+        return [_key(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id))]
+
+
+def revoke_key(engine: Engine, key_id: str, *, actor: str) -> ApiKeyRecord:
+    """Revoke a key (idempotent) and audit it.
+
+    Raises:
+        ApiKeyNotFoundError: no key with this id.
+    """
+    with Session(engine) as session, session.begin():
+        row = session.get(ApiKeyRow, key_id)
+        if row is None:
+            raise ApiKeyNotFoundError(f"no API key {key_id!r}")
+        if row.revoked_at is None:
+            row.revoked_at, row.revoked_by = utcnow(), actor
+            _audit(session, actor, "revoke", "api_key", key_id, {})
+        session.flush()
+        return _key(row)
+
+
+# ---------------------------------------------------------------- audit
+
+
+def _audit(session: Session, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
+    session.add(AuditRow(at=utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail))
+
+
+def record_audit(
+    engine: Engine, *, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any] | None = None
+) -> None:
+    """Append one audit entry (for writes whose own repository does not audit them)."""
+    with Session(engine) as session, session.begin():
+        _audit(session, actor, action, entity, entity_id, detail or {})
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def _job(row: ApiJobRow) -> JobRecord:
+    return JobRecord(
+        row.id,
+        row.kind,
+        row.site_id,
+        row.status,
+        row.created_at,
+        row.created_by,
+        row.reason,
+        row.started_at,
+        row.finished_at,
+        dict(row.detail),
+    )
+
+
+def save_job(engine: Engine, job: JobRecord) -> None:
+    """Insert a job and audit who started it."""
+    with Session(engine) as session, session.begin():
+        session.add(
+            ApiJobRow(
+                id=job.id,
+                kind=job.kind,
+                site_id=job.site_id,
+                status=job.status,
+                reason=job.reason,
+                created_at=job.created_at,
+                created_by=job.created_by,
+                started_at=job.started_at,
+                finished_at=job.finished_at,
+                detail=job.detail,
+            )
+        )
+        _audit(session, job.created_by, "start", f"job:{job.kind}", job.id, {"site_id": job.site_id})
+
+
+def update_job(
+    engine: Engine,
+    job_id: str,
+    *,
+    status: str,
+    reason: str = "",
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+) -> JobRecord:
+    """Move a job to a new status.
+
+    Raises:
+        JobNotFoundError: no job with this id.
+    """
+    with Session(engine) as session, session.begin():
+        row = session.get(ApiJobRow, job_id)
+        if row is None:
+            raise JobNotFoundError(f"job {job_id!r} not found")
+        row.status, row.reason = status, reason
+        if started_at is not None:
+            row.started_at = started_at
+        if finished_at is not None:
+            row.finished_at = finished_at
+        if detail is not None:
+            row.detail = detail
+        session.flush()
+        return _job(row)
+
+
+def get_job(engine: Engine, job_id: str) -> JobRecord:
+    """One job.
+
+    Raises:
+        JobNotFoundError: no job with this id.
+    """
+    with Session(engine) as session:
+        row = session.get(ApiJobRow, job_id)
+        if row is None:
+            raise JobNotFoundError(f"job {job_id!r} not found")
+        return _job(row)
+
+
+# ---------------------------------------------------------------- scores, loans, sites
+
+
+def scores_version(engine: Engine) -> tuple[int, int]:
+    """A cheap fingerprint of the score table: (highest id, row count). Any insert or delete changes it."""
+    with engine.connect() as conn:
+        row = conn.execute(select(func.coalesce(func.max(ScoreRow.id), 0), func.count(ScoreRow.id))).one()
+        return int(row[0]), int(row[1])
+
+
+def _latest_score_id() -> Any:
+    newer = aliased(ScoreRow)
+    return (
+        select(newer.id)
+        .where(newer.loan_id == LoanRow.id)
+        .order_by(newer.scored_at.desc(), newer.id.desc())
+        .limit(1)
+        .correlate(LoanRow)
+        .scalar_subquery()
+    )
+
+
+def latest_score_page(
+    engine: Engine,
+    *,
+    after_loan_id: str | None = None,
+    limit: int = 100,
+    since: datetime | None = None,
+    loan_ids: Collection[str] | None = None,
+) -> list[ScoreListing]:
+    """The newest score of each loan, in loan id order, after a keyset cursor.
+
+    Args:
+        engine: The database.
+        after_loan_id: Only loans whose id sorts after this one (the previous page's last loan).
+        limit: At most this many loans.
+        since: Only loans whose newest score was stored after this instant (UTC, aware).
+        loan_ids: Only these loans (an API key's scope); None for all.
+    """
+    stmt = (
+        select(
+            ScoreRow.id,
+            ScoreRow.loan_id,
+            ScoreRow.site_id,
+            ScoreRow.as_of,
+            ScoreRow.scored_at,
+            ScoreRow.score,
+            ScoreRow.pd,
+            ScoreRow.band,
+            ScoreRow.colour,
+            ScoreRow.confidence,
+            ScoreRow.top_drivers,
+            ScoreRow.missing,
+            ScoreRow.config_version,
+        )
+        .select_from(LoanRow)
+        .join(ScoreRow, ScoreRow.id == _latest_score_id())
+        .order_by(LoanRow.id)
+        .limit(limit)
+    )
+    if after_loan_id is not None:
+        stmt = stmt.where(LoanRow.id > after_loan_id)
+    if since is not None:
+        stmt = stmt.where(ScoreRow.scored_at > since)
+    if loan_ids is not None:
+        stmt = stmt.where(LoanRow.id.in_(sorted(loan_ids)))
+    with Session(engine) as session:
+        return [
+            ScoreListing(
+                r.id,
+                r.loan_id,
+                r.site_id,
+                r.as_of,
+                r.scored_at,
+                r.score,
+                r.pd,
+                r.band,
+                r.colour,
+                r.confidence,
+                list(r.top_drivers),
+                list(r.missing),
+                r.config_version,
+            )
+            for r in session.execute(stmt)
+        ]
+
+
+def latest_band_by_loan(engine: Engine) -> dict[str, str]:
+    """The risk band of every scored loan's newest score."""
+    stmt = select(LoanRow.id, ScoreRow.band).select_from(LoanRow).join(ScoreRow, ScoreRow.id == _latest_score_id())
+    with Session(engine) as session:
+        return {str(loan_id): str(band) for loan_id, band in session.execute(stmt)}
+
+
+def site_loans(engine: Engine, site_ids: Collection[str] | None = None) -> dict[str, str]:
+    """Loan id per site id (only the given sites when ``site_ids`` is set)."""
+    stmt = select(SiteRow.id, SiteRow.loan_id)
+    if site_ids is not None:
+        stmt = stmt.where(SiteRow.id.in_(sorted(site_ids)))
+    with Session(engine) as session:
+        return {str(s): str(ln) for s, ln in session.execute(stmt)}
+
+
+def alert_loan(engine: Engine, alert_id: int) -> str | None:
+    """The loan an alert is about, or None when there is no such alert."""
+    with Session(engine) as session:
+        row = session.get(AlertRow, alert_id)
+        return row.loan_id if row is not None else None
+
+
+def site_exists(engine: Engine, site_id: str) -> bool:
+    """Whether a site with this id is stored."""
+    with Session(engine) as session:
+        return session.get(SiteRow, site_id) is not None
