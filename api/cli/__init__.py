@@ -22,6 +22,7 @@ from aoi.model import Site
 from api.cli import imagery as imagery_cli
 from api.cli import iot as iot_cli
 from api.cli import keys as keys_cli
+from api.cli import model as model_cli
 from api.cli import progress as progress_cli
 from api.cli import risk as risk_cli
 from iot.errors import BrokerUnavailableError
@@ -57,6 +58,7 @@ app.add_typer(sites_app, name="sites")
 app.add_typer(iot_cli.app, name="iot")
 app.add_typer(imagery_cli.app, name="imagery")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(model_cli.app, name="model")
 app.command("progress")(progress_cli.progress_command)
 app.add_typer(risk_cli.app)
 
@@ -287,5 +289,3 @@ def main() -> None:
     """Console-script entry point."""
     _configure_logging("INFO")
     sys.exit(run())
-
-
