@@ -9,13 +9,33 @@ from tests.iot.conftest import reading
 
 @pytest.fixture
 def http(db_url, demo_engine, tmp_path):
+    """A live server; the client posts with an ingest key (as gateways do) and reads with an admin key."""
     import httpx
 
+    from api.auth import new_token
     from jobs.settings import Settings
+    from store import api_repo
+
+    tokens = {}
+    for role in ("ingest", "admin"):
+        token = tokens[role] = new_token()
+        api_repo.save_key(demo_engine, key_id=token.key_id, name=role, role=role, sites=None,
+                          token_sha256=token.token_sha256, actor="test")  # fmt: skip
+
+    def as_role(request: httpx.Request) -> None:
+        role = "admin" if request.method == "GET" else "ingest"  # gateways post, officers read
+        request.headers.setdefault("Authorization", f"Bearer {tokens[role].token}")
 
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url)
-    with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=20) as client:
+    hooks = {"request": [as_role]}
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url, timeout=20, event_hooks=hooks) as client:
         yield client
+
+
+def test_readings_without_a_key_are_refused(http):
+    res = http.post("/v1/iot/readings", json=[reading()], headers={"Authorization": ""})
+    assert res.status_code == 401
+    assert res.headers["content-type"] == "application/problem+json"
 
 
 def test_post_answers_per_item_and_rejected_lists_the_reasons(http):
