@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 import store
 from api.auth import TokenBuckets
@@ -15,7 +16,7 @@ from api.cache import LRU
 from api.errors import install_error_handlers
 from api.metrics import EdgeMiddleware, Metrics
 from api.refresh_jobs import RefreshRunner
-from api.routes import alerts, feeds, health, iot, jobs, progress, scores, sites, tiles
+from api.routes import alerts, feeds, health, iot, jobs, progress, scores, sites, tiles, web
 from jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -74,5 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, prefix="/v1", tags=["jobs"])
     app.include_router(feeds.router, prefix="/v1/feeds", tags=["ingest"])
     app.include_router(iot.router, prefix="/v1/iot", tags=["ingest"])
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     install_error_handlers(app)
     return app

@@ -1,0 +1,93 @@
+// The Leaflet map: a plain background (no internet basemap), a graticule, site markers labelled
+// with their risk band, and tile layers fetched with the API key.
+
+/* global L */
+import { esc, request } from "./api.js";
+
+export const BANDS = ["A", "B", "C", "D", "E"];
+export const BAND_COLOURS = { A: "#0072b2", B: "#56b4e9", C: "#f0e442", D: "#e69f00", E: "#d55e00" };
+const NO_BAND = "#999999";
+
+export const bandBadge = (band) =>
+  `<span class="badge ${band ? `band-${esc(band)}` : "band-none"}" title="risk band ${esc(band || "not scored")}">${esc(band || "–")}</span>`;
+
+export function createMap(element) {
+  const map = L.map(element, { minZoom: 1, maxZoom: 20, worldCopyJump: false, zoomSnap: 0.5 });
+  const graticule = L.layerGroup().addTo(map);
+  for (let lon = -180; lon <= 180; lon += 30) {
+    L.polyline([[-85, lon], [85, lon]], { color: "#b9c4ce", weight: 1, interactive: false, className: "graticule" }).addTo(graticule);
+  }
+  for (let lat = -60; lat <= 60; lat += 30) {
+    L.polyline([[lat, -180], [lat, 180]], { color: "#b9c4ce", weight: 1, interactive: false, className: "graticule" }).addTo(graticule);
+  }
+  map.setView([20, 0], 2);
+  return map;
+}
+
+/** Site outlines and band-lettered markers; ``onOpen(siteId)`` on click or Enter on a marker. */
+export function sitesLayer(features, onOpen) {
+  const group = L.featureGroup();
+  const byId = new Map();
+  for (const f of features) {
+    const band = f.properties.band;
+    const colour = BAND_COLOURS[band] || NO_BAND;
+    const outline = L.geoJSON(f, {
+      style: { color: "#1b1f24", weight: 1.5, fillColor: colour, fillOpacity: 0.35, className: "site-outline" },
+    });
+    const bounds = outline.getBounds();
+    const marker = L.marker(bounds.getCenter(), {
+      icon: L.divIcon({ className: "site-marker", html: bandBadge(band), iconSize: [24, 24], iconAnchor: [12, 12] }),
+      title: `${f.properties.name} (${f.properties.id}), band ${band || "not scored"}`,
+      alt: f.properties.name,
+      keyboard: true,
+      riseOnHover: true,
+    });
+    const open = () => onOpen(f.properties.id);
+    marker.on("click", open);
+    marker.on("keypress", (e) => {
+      if (e.originalEvent.key === "Enter") open();
+    });
+    outline.on("click", open);
+    marker.bindTooltip(`${esc(f.properties.name)}<br>band ${esc(band || "–")}`, { direction: "top", offset: [0, -10] });
+    marker.options.siteId = f.properties.id;
+    group.addLayer(outline);
+    group.addLayer(marker);
+    byId.set(f.properties.id, { outline, marker, bounds });
+  }
+  return { group, byId };
+}
+
+/** A TileJSON layer whose tiles are fetched with the API key (an <img> cannot send it). */
+export const AuthTileLayer = L.TileLayer.extend({
+  createTile(coords, done) {
+    const img = document.createElement("img");
+    img.alt = "";
+    img.setAttribute("role", "presentation");
+    request(this.getTileUrl(coords), { accept: "image/png" })
+      .then((response) => response.blob())
+      .then((blob) => {
+        const url = URL.createObjectURL(blob);
+        img.onload = () => {
+          URL.revokeObjectURL(url);
+          done(null, img);
+        };
+        img.onerror = () => done(new Error("bad tile"), img);
+        img.src = url;
+      })
+      .catch((err) => done(err, img));
+    return img;
+  },
+});
+
+export function tileLayerFromTileJSON(tj, options = {}) {
+  const [w, s, e, n] = tj.bounds;
+  return new AuthTileLayer(tj.tiles[0], {
+    minZoom: Math.max(tj.minzoom - 4, 0),
+    minNativeZoom: tj.minzoom,
+    maxNativeZoom: tj.maxzoom,
+    maxZoom: 20,
+    bounds: L.latLngBounds([s, w], [n, e]),
+    attribution: tj.attribution || "Contains modified Copernicus Sentinel data",
+    ...options,
+  });
+}
