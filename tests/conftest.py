@@ -46,14 +46,17 @@ def _postgres_or_skip() -> Engine:
     return admin
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL on each backend (a private schema on PostgreSQL)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sitewatch.db'}"
+def fresh_database_url(backend: str, tmp: Path, *, prefix: str = "sw_test") -> Iterator[str]:
+    """Yield an empty database URL on a backend: a file on SQLite, a private schema on PostgreSQL.
+
+    The PostgreSQL schema is first on the search path (PostGIS stays in ``public``) and is
+    dropped afterwards.
+    """
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'sitewatch.db'}"
         return
     admin = _postgres_or_skip()
-    schema = f"sw_test_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in POSTGRES_URL else "?"
@@ -63,6 +66,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on each backend (a private schema on PostgreSQL)."""
+    yield from fresh_database_url(request.param, tmp_path)
 
 
 @pytest.fixture

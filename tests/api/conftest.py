@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 import store
 from aoi.demo import DEMO_AS_OF, demo_portfolio
@@ -31,7 +30,7 @@ from jobs.risk import score_portfolio
 from jobs.settings import Settings
 from risk.demo import synthetic_progress
 from store import api_repo, progress_repo, repo, risk_repo
-from tests.conftest import POSTGRES_URL, _postgres_or_skip
+from tests.conftest import fresh_database_url
 
 
 def _free_port() -> int:
@@ -108,20 +107,7 @@ SCENE_ID = "S2A_MSIL2A_20261001T100000_N0400_de-rgb-hall"
 
 
 def _module_db_url(request: pytest.FixtureRequest, tmp: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp / 'sitewatch.db'}"
-        return
-    admin = _postgres_or_skip()
-    schema = f"sw_api_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema},public"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    yield from fresh_database_url(request.param, tmp, prefix="sw_api")
 
 
 def _store_state(engine: Engine, settings: Settings) -> dict[str, Any]:
