@@ -220,8 +220,28 @@ def demo(ctx: typer.Context) -> None:
     """Build the demo portfolio and run every refresh stage on it."""
     from jobs.demo import build_demo
 
-    result = build_demo(settings_of(ctx), console=err)
+    settings = settings_of(ctx)
+    result = build_demo(settings, console=err)
     out.print(f"demo ready: {result.sites} sites in {result.database}")
+    # Keys are stored only as hashes, so the demo issues a fresh officer key each time it is built.
+    from api.auth import new_token
+    from store import api_repo
+
+    token = new_token()
+    api_repo.save_key(
+        open_engine(settings, migrate=False),
+        key_id=token.key_id,
+        name="demo officer",
+        role="officer",
+        sites=None,
+        token_sha256=token.token_sha256,
+        actor="demo",
+    )
+    key_file = settings.data_dir / "demo-officer-key.txt"
+    key_file.write_text(token.token + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    url = f"http://{settings.api_host}:{settings.api_port}/"
+    out.print(f"sign in at {url} with the officer key in {key_file}:\n{token.token}", soft_wrap=True)
 
 
 @app.command("serve")
@@ -289,3 +309,6 @@ def main() -> None:
     """Console-script entry point."""
     _configure_logging("INFO")
     sys.exit(run())
+
+
+from api.cli import refresh as refresh_cli  # noqa: E402, F401  (registers refresh, jobs and scheduler)
