@@ -1,4 +1,18 @@
-"""Refreshing sites: new scenes in, progress figures out; one outcome per site, never an exception."""
+"""Refreshing one site: discover new scenes, fetch, mask, change against the baseline, progress, save.
+
+One outcome per site, never an exception for one site. The stages and what each one costs:
+
+- ``discover``: one provider search over the site's period. When ``incremental`` and every scene
+  found was already processed (its record is stored, in the same transaction as the figures),
+  the refresh stops here with "skipped: no new scenes": no cube is loaded.
+- ``fetch``: reading source imagery (provider reads; cached scenes cost nothing here).
+- ``model``: cloud masks, datacube, change against the baseline and the progress curve.
+- ``save``: one transaction per site (:func:`store.progress_repo.save_progress`), so a process
+  killed mid-refresh leaves the previous figures or the new ones, never half of them.
+
+Provider errors that may pass (timeouts, 5xx, a file briefly missing) are retried with
+exponential backoff by :class:`RetryingProvider`; what still fails is recorded.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +20,54 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Literal
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
+import xarray as xr
 from sqlalchemy import Engine
 
 from aoi.model import Site
+from geo import BBox, Grid
 from imagery.cache import SceneCache
-from imagery.errors import ImageryError
-from imagery.providers.base import SceneProvider
-from jobs.progress import compute_site_progress
+from imagery.cube import REASON_READ_ERROR
+from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavailableError
+from imagery.providers.base import SceneProvider, SceneRef
+from jobs.progress import BASELINE_DAYS, compute_site_progress, site_grid
 from models.errors import ModelError
 from models.estimate import SceneEstimator
-from store import progress_repo
+from store import progress_repo, repo
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Errors worth trying again: the service or the file may be back in a moment.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ProviderUnavailableError,
+    SceneUnavailableError,
+    TimeoutError,
+    ConnectionError,
+)
+
+#: The reason of a site skipped because nothing new was found.
+NO_NEW_SCENES = "no new scenes"
 
 
 @dataclass(frozen=True, slots=True)
 class RefreshOutcome:
-    """What a refresh did for one site."""
+    """What a refresh did for one site.
+
+    Attributes:
+        site_id: The site.
+        status: "ok", "skipped" (no new scenes, no scenes at all, or locked) or "failed".
+        reason: Why it was skipped or failed ("" when ok).
+        scenes_found: Scenes the provider lists for the site's period.
+        scenes_used: Scenes that entered the progress estimate.
+        seconds: Wall time of the whole refresh.
+        stage_seconds: Seconds per stage ("discover", "fetch", "model", "save").
+        job_id: The job record of this refresh ("" when run without one).
+        counts: Other counts ("scenes_new", "retries", ...).
+    """
 
     site_id: str
     status: Literal["ok", "skipped", "failed"]
@@ -34,6 +76,95 @@ class RefreshOutcome:
     scenes_used: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    job_id: str = ""
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Status and reason in one phrase, e.g. "skipped: no new scenes"."""
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
+
+class RetryingProvider:
+    """A provider whose searches and reads are retried on transient errors, with exponential backoff.
+
+    Also keeps the seconds spent in the inner provider (the ``fetch`` stage) and the retries made.
+
+    Args:
+        inner: The provider to wrap.
+        retries: Attempts after the first one.
+        backoff_s: Delay before the first retry; doubled each time.
+        sleep: Waits between attempts (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        inner: SceneProvider,
+        *,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.sleep = sleep
+        self.seconds = 0.0
+        self.retried = 0
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            t0 = time.perf_counter()
+            try:
+                return fn()
+            except TRANSIENT_ERRORS as exc:
+                if attempt == self.retries:
+                    raise
+                logger.info("%s failed (%s); retry %d in %.1f s", what, exc, attempt + 1, delay)
+                self.retried += 1
+                self.sleep(delay)
+                delay *= 2
+            finally:
+                self.seconds += time.perf_counter() - t0
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def search(self, bbox_wgs84: BBox, start: date | datetime, end: date | datetime) -> list[SceneRef]:
+        """:meth:`SceneProvider.search`, retried."""
+        return self._call("search", lambda: self.inner.search(bbox_wgs84, start, end))
+
+    def read(self, scene: SceneRef, grid: Grid, bands: Sequence[str]) -> xr.DataArray:
+        """:meth:`SceneProvider.read`, retried."""
+        return self._call(f"read {scene.scene_id}", lambda: self.inner.read(scene, grid, bands))
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """What the discover stage found for one site."""
+
+    found: int
+    new: tuple[str, ...]
+    #: Whether stored figures by the same method exist (without them, nothing can be skipped).
+    has_figures: bool
+
+
+def discover(engine: Engine, site: Site, provider: SceneProvider, *, method: str, as_of: date) -> Discovery:
+    """Scenes of the site's period not yet processed: one search, two small queries, no pixels read.
+
+    A scene counts as processed when its record is stored (it is saved in the same transaction
+    as the figures), unless it failed with a read error, which may pass: it is tried again.
+    """
+    grid = site_grid(site)
+    scenes = provider.search(grid.bbox_wgs84, site.plan.start - timedelta(days=BASELINE_DAYS), as_of)
+    seen = {
+        r.scene_id
+        for r in repo.list_scene_records(engine, site.id)
+        if r.provider == provider.name and not r.reason.startswith(REASON_READ_ERROR)
+    }
+    latest = progress_repo.latest_progress(engine, site.id)
+    has_figures = latest is not None and latest[2].get("method") == method
+    return Discovery(len(scenes), tuple(s.scene_id for s in scenes if s.scene_id not in seen), has_figures)
 
 
 def refresh_site(
@@ -45,15 +176,87 @@ def refresh_site(
     as_of: date,
     cache: SceneCache | None = None,
     max_cloud_pct: float = 60.0,
+    incremental: bool = False,
+    retries: int = 2,
+    backoff_s: float = 0.5,
+    job_id: str = "",
+    between_stages: Callable[[], None] | None = None,
 ) -> RefreshOutcome:
-    """Recompute and store one site's progress; failures are returned, not raised."""
+    """Recompute and store one site's progress; failures are returned, not raised.
+
+    Args:
+        engine: The database.
+        site: The site.
+        provider: Where scenes come from (wrapped in :class:`RetryingProvider`).
+        estimator: The change model and its method name.
+        as_of: The day figures are computed for.
+        cache: Scene cache shared by every refresh.
+        max_cloud_pct: Scenes cloudier than this over the site are skipped (and recorded).
+        incremental: Stop after discovery when no scene is new and figures by this method exist.
+        retries: Provider retries after a transient error.
+        backoff_s: First retry delay, seconds.
+        job_id: Recorded in the outcome.
+        between_stages: Called after each stage (a lock renewal).
+    """
     t0 = time.perf_counter()
+    timed = RetryingProvider(provider, retries=retries, backoff_s=backoff_s)
+    stages: dict[str, float] = {}
+    counts: dict[str, Any] = {}
+    tick = between_stages or (lambda: None)
+
+    def failed(exc: BaseException) -> RefreshOutcome:
+        logger.warning("refresh failed: %s", exc, extra={"site_id": site.id, "job_id": job_id})
+        counts["retries"] = timed.retried
+        return RefreshOutcome(
+            site.id,
+            "failed",
+            f"{type(exc).__name__}: {exc}",
+            seconds=time.perf_counter() - t0,
+            stage_seconds=stages,
+            job_id=job_id,
+            counts=counts,
+        )
+
+    # Stage 1: discover. A search and two indexed queries decide whether anything is to do.
+    try:
+        found = discover(engine, site, timed, method=estimator.method, as_of=as_of)
+    except (ImageryError, OSError, ValueError) as exc:
+        stages["discover"] = time.perf_counter() - t0
+        return failed(exc)
+    stages["discover"] = time.perf_counter() - t0
+    counts.update(scenes_found=found.found, scenes_new=len(found.new))
+    tick()
+    if incremental and not found.new and found.has_figures:
+        logger.info("skipped: %s", NO_NEW_SCENES, extra={"site_id": site.id, "job_id": job_id})
+        return RefreshOutcome(
+            site.id,
+            "skipped",
+            NO_NEW_SCENES,
+            scenes_found=found.found,
+            seconds=time.perf_counter() - t0,
+            stage_seconds=stages,
+            job_id=job_id,
+            counts=counts,
+        )
+
+    # Stages 2-3: fetch (provider reads, timed by the wrapper), masks, change and progress.
+    fetch_before = timed.seconds
+    t1 = time.perf_counter()
     try:
         result = compute_site_progress(
-            site, provider=provider, estimator=estimator, as_of=as_of, cache=cache, max_cloud_pct=max_cloud_pct
+            site, provider=timed, estimator=estimator, as_of=as_of, cache=cache, max_cloud_pct=max_cloud_pct
         )
-        t1 = time.perf_counter()
-        progress_repo.save_progress(
+    except (ImageryError, ModelError, ValueError, OSError) as exc:
+        return failed(exc)
+    t2 = time.perf_counter()
+    stages["fetch"] = timed.seconds - fetch_before
+    stages["model"] = max(0.0, (t2 - t1) - stages["fetch"])
+    counts["retries"] = timed.retried
+    tick()
+
+    # Stage 4: save, one transaction.
+    try:
+        digest = progress_repo.save_progress(
             engine,
             summary=result.summary,
             points=result.points,
@@ -61,22 +264,30 @@ def refresh_site(
             records=result.records,
             inputs=result.inputs,
         )
-    except (ImageryError, ModelError, ValueError, OSError) as exc:
-        logger.warning("refresh failed: %s", exc, extra={"site_id": site.id})
-        return RefreshOutcome(site.id, "failed", f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0)
-    t2 = time.perf_counter()
+    except (ValueError, OSError) as exc:
+        return failed(exc)
+    t3 = time.perf_counter()
+    stages["save"] = t3 - t2
+    counts.update(scenes_used=result.summary.scenes_used, inputs_sha256=digest)
     if not result.records:
-        return RefreshOutcome(site.id, "skipped", "no scenes found", seconds=t2 - t0)
+        return RefreshOutcome(
+            site.id, "skipped", "no scenes found", seconds=t3 - t0, stage_seconds=stages, job_id=job_id, counts=counts
+        )
     logger.info(
-        "refreshed: %s of %s scenes used", result.summary.scenes_used, len(result.records), extra={"site_id": site.id}
+        "refreshed: %s of %s scenes used",
+        result.summary.scenes_used,
+        len(result.records),
+        extra={"site_id": site.id, "job_id": job_id},
     )
     return RefreshOutcome(
         site.id,
         "ok",
         scenes_found=len(result.records),
         scenes_used=result.summary.scenes_used,
-        seconds=t2 - t0,
-        stage_seconds={"compute": t1 - t0, "save": t2 - t1},
+        seconds=t3 - t0,
+        stage_seconds=stages,
+        job_id=job_id,
+        counts=counts,
     )
 
 
@@ -89,13 +300,25 @@ def refresh_sites(
     as_of: date,
     cache: SceneCache | None = None,
     max_cloud_pct: float = 60.0,
+    incremental: bool = False,
     on_outcome: Callable[[RefreshOutcome], None] | None = None,
 ) -> list[RefreshOutcome]:
-    """Refresh sites one after another in this process; one failing site never stops the others."""
+    """Refresh sites one after another in this process; one failing site never stops the others.
+
+    This is the bare loop (no job records, no locks); :func:`jobs.pipeline.run_refresh` adds both
+    and runs on any executor.
+    """
     outcomes = []
     for site in sites:
         outcome = refresh_site(
-            engine, site, provider=provider, estimator=estimator, as_of=as_of, cache=cache, max_cloud_pct=max_cloud_pct
+            engine,
+            site,
+            provider=provider,
+            estimator=estimator,
+            as_of=as_of,
+            cache=cache,
+            max_cloud_pct=max_cloud_pct,
+            incremental=incremental,
         )
         outcomes.append(outcome)
         if on_outcome is not None:
