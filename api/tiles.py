@@ -18,6 +18,7 @@ from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
 from geo.types import BBox
+from imagery.render import TRUECOLOR_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ MAXZOOM: Final = 18
 TILE_SIZE: Final = 256
 TRUE_COLOUR: Final = ("B04", "B03", "B02")
 #: Display stretch of true colour: surface reflectance 0-0.3, or L2A digital numbers 1000-4000.
-REFLECTANCE_RANGE: Final = (0.0, 0.3)
+REFLECTANCE_RANGE: Final = (0.0, TRUECOLOR_MAX)  # the same stretch as evidence pictures
 DN_RANGE: Final = (1000.0, 4000.0)
 #: Change probability 0-1 drawn in red whose opacity grows with the probability.
 CHANGE_COLORMAP: Final = {i: (230, 40, 40, min(255, int(i * 1.1))) for i in range(256)}
