@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,7 +13,6 @@ from api.auth import TokenBuckets
 from api.cache import LRU
 from api.errors import install_error_handlers
 from api.metrics import EdgeMiddleware, Metrics
-from api.refresh_jobs import RefreshRunner
 from api.routes import alerts, feeds, health, iot, jobs, progress, scores, sites, tiles, web
 from jobs.settings import Settings
 
@@ -42,18 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = store.connect(settings.resolved_database_url)
     metrics = Metrics()
-    runner = RefreshRunner(settings, engine, metrics)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        runner.shutdown()
-
-    app = FastAPI(title="SiteWatch", version=__version__, description=_DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="SiteWatch", version=__version__, description=_DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
-    app.state.refresh_runner = runner
     app.state.rate_limits = TokenBuckets(settings.api_rate_per_s, settings.api_rate_burst)
     app.state.score_pages = LRU[tuple[bytes, str, str | None]](SCORE_PAGE_CACHE)
     app.state.tiles = LRU[tuple[bytes, str]](TILE_CACHE)

@@ -178,7 +178,6 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
 
 
 AdminDep = Annotated[Principal, Depends(require("admin"))]
-ReaderDep = Annotated[Principal, Depends(require("officer"))]
 OfficerDep = Annotated[Principal, Depends(require("officer"))]
 ScoreReaderDep = Annotated[Principal, Depends(require("officer", "risk_engine"))]
 IngestDep = Annotated[Principal, Depends(require("ingest"))]

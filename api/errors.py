@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aoi.errors import LoanNotFoundError, PortfolioInvalidError, SiteNotFoundError
 from risk.errors import FeedInvalidError
-from store.api_repo import JobNotFoundError
 from store.errors import DatabaseUnavailableError, SchemaOutdatedError
+from store.jobs_repo import JobNotFoundError
 from store.risk_errors import AlertNotFoundError, CaseNotFoundError, RiskStateError
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 _HELP: Final = {
     "sitewatch_http_requests_total": ("counter", "HTTP requests by method, route template and status"),
     "sitewatch_http_request_duration_seconds": ("histogram", "HTTP request latency by method and route template"),
-    "sitewatch_refresh_jobs_total": ("counter", "Site refresh jobs started over HTTP, by final status"),
+    "sitewatch_refresh_jobs_total": ("counter", "Site refresh jobs queued over HTTP (their outcomes are job records)"),
     "sitewatch_ingest_items_total": ("counter", "Items received on the ingest endpoints, by feed and outcome"),
 }
 

@@ -92,8 +92,11 @@ def main() -> None:
                 curve = fate_curve(site)
                 r = compute_site_progress(site, provider=provider, estimator=model, as_of=AS_OF)
                 rows.append(score_site(site, r, curve))
-                b = compute_site_progress(site, provider=provider, estimator=baseline, as_of=AS_OF)
-                base_rows.append(score_site(site, b, curve))
+                if model.method == baseline.method:  # no checkpoint: the model *is* the baseline
+                    base_rows.append(rows[-1])
+                else:
+                    b = compute_site_progress(site, provider=provider, estimator=baseline, as_of=AS_OF)
+                    base_rows.append(score_site(site, b, curve))
                 if not args.json:
                     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
                           file=sys.stderr)  # fmt: skip

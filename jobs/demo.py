@@ -17,7 +17,7 @@ from imagery.providers.local import LocalArchiveProvider
 from imagery.simulate import SimulatedScene
 from jobs.context import open_engine
 from jobs.iot import load_simulated_readings, site_daily_features
-from jobs.notify import LoanContacts, Notifier, SmtpTarget, WebhookTarget
+from jobs.notify import LoanContacts, Notifier, SmtpTarget, WebhookTarget, notifier_from_settings
 from jobs.outbox import local_outbox
 from jobs.progress import make_estimator
 from jobs.refresh import RefreshOutcome, refresh_sites
@@ -121,10 +121,3 @@ def build_demo(settings: Settings, *, console: Console | None = None) -> DemoRes
     failed = [o for o in scored if o.status != "ok"]
     console.print(f"scored {len(scored) - len(failed)} loans" + (f", {len(failed)} failed" if failed else ""))
     return DemoResult(len(portfolio.sites), engine.url.render_as_string(hide_password=True), tuple(outcomes))
-
-
-def notifier_from_settings(settings: Settings, contacts: dict[str, LoanContacts] | None = None) -> Notifier:
-    """The configured notification channels (a channel without settings is left out)."""
-    webhook = WebhookTarget(settings.webhook_url, settings.webhook_secret or "") if settings.webhook_url else None
-    smtp = SmtpTarget(settings.smtp_host, settings.smtp_port, settings.smtp_sender) if settings.smtp_host else None
-    return Notifier(webhook=webhook, smtp=smtp, contacts=contacts or {}, default_officer=settings.officer_email)

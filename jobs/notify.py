@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
+from jobs.settings import Settings
 from store import risk_repo
 
 logger = logging.getLogger(__name__)
@@ -267,3 +268,10 @@ def send_email(
     else:
         logger.info("e-mail %s sent to %s", kind, to, extra={"loan_id": loan_id})
     return DeliveryOutcome(message_id, not error, 1, error)
+
+
+def notifier_from_settings(settings: Settings, contacts: dict[str, LoanContacts] | None = None) -> Notifier:
+    """The configured notification channels (a channel without settings is left out)."""
+    webhook = WebhookTarget(settings.webhook_url, settings.webhook_secret or "") if settings.webhook_url else None
+    smtp = SmtpTarget(settings.smtp_host, settings.smtp_port, settings.smtp_sender) if settings.smtp_host else None
+    return Notifier(webhook=webhook, smtp=smtp, contacts=contacts or {}, default_officer=settings.officer_email)

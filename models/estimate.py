@@ -55,13 +55,11 @@ class StageRules:
         max_built_ndvi: A "changed" pixel greener than this is seasonal vegetation, not works:
             soil, concrete, roofs and PV modules all sit well below it.
         brightness_ratio: (low, high) brightness ratio to the reference that still matches.
-        stage_credit: Share of a building phase done when a pixel is cleared, slab, structure.
     """
 
     max_angle_deg: float = 6.5
     max_built_ndvi: float = 0.3
     brightness_ratio: tuple[float, float] = (0.72, 1.38)
-    stage_credit: tuple[float, float, float] = (0.25, 0.55, 1.0)
 
 
 @dataclass(frozen=True, slots=True)

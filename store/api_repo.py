@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, aliased
 
-from store.api_schema import ApiJobRow, ApiKeyRow
+from store.api_schema import ApiKeyRow
 from store.errors import StoreError
 from store.risk_schema import AlertRow, ScoreRow
 from store.schema import AuditRow, LoanRow, SiteRow, utcnow
@@ -26,10 +26,6 @@ logger = logging.getLogger(__name__)
 
 class ApiKeyNotFoundError(StoreError, LookupError):
     """No API key with this id."""
-
-
-class JobNotFoundError(StoreError, LookupError):
-    """No job with this id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +53,6 @@ class ApiKeyRecord:
     created_by: str
     revoked_at: datetime | None = None
     revoked_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job started over HTTP and its state."""
-
-    id: str
-    kind: str
-    site_id: str
-    status: str
-    created_at: datetime
-    created_by: str
-    reason: str = ""
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,87 +164,6 @@ def record_audit(
 
 
 # ---------------------------------------------------------------- jobs
-
-
-def _job(row: ApiJobRow) -> JobRecord:
-    return JobRecord(
-        row.id,
-        row.kind,
-        row.site_id,
-        row.status,
-        row.created_at,
-        row.created_by,
-        row.reason,
-        row.started_at,
-        row.finished_at,
-        dict(row.detail),
-    )
-
-
-def save_job(engine: Engine, job: JobRecord) -> None:
-    """Insert a job and audit who started it."""
-    with Session(engine) as session, session.begin():
-        session.add(
-            ApiJobRow(
-                id=job.id,
-                kind=job.kind,
-                site_id=job.site_id,
-                status=job.status,
-                reason=job.reason,
-                created_at=job.created_at,
-                created_by=job.created_by,
-                started_at=job.started_at,
-                finished_at=job.finished_at,
-                detail=job.detail,
-            )
-        )
-        _audit(session, job.created_by, "start", f"job:{job.kind}", job.id, {"site_id": job.site_id})
-
-
-def update_job(
-    engine: Engine,
-    job_id: str,
-    *,
-    status: str,
-    reason: str = "",
-    started_at: datetime | None = None,
-    finished_at: datetime | None = None,
-    detail: dict[str, Any] | None = None,
-) -> JobRecord:
-    """Move a job to a new status.
-
-    Raises:
-        JobNotFoundError: no job with this id.
-    """
-    with Session(engine) as session, session.begin():
-        row = session.get(ApiJobRow, job_id)
-        if row is None:
-            raise JobNotFoundError(f"job {job_id!r} not found")
-        row.status, row.reason = status, reason
-        if started_at is not None:
-            row.started_at = started_at
-        if finished_at is not None:
-            row.finished_at = finished_at
-        if detail is not None:
-            row.detail = detail
-        session.flush()
-        return _job(row)
-
-
-def get_job(engine: Engine, job_id: str) -> JobRecord:
-    """One job.
-
-    Raises:
-        JobNotFoundError: no job with this id.
-    """
-    with Session(engine) as session:
-        row = session.get(ApiJobRow, job_id)
-        if row is None:
-            raise JobNotFoundError(f"job {job_id!r} not found")
-        return _job(row)
-
-
-# ---------------------------------------------------------------- scores, loans, sites
 
 
 def scores_version(engine: Engine) -> tuple[int, int]:

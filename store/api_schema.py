@@ -7,9 +7,8 @@ is part of the token (``sw_<id>_<secret>``), so a lookup is one primary-key read
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.schema import Base, UTCDateTime, utcnow
@@ -33,22 +32,3 @@ class ApiKeyRow(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
-
-
-class ApiJobRow(Base):
-    """A job started over HTTP (a site refresh) and what became of it."""
-
-    __tablename__ = "api_jobs"
-    __table_args__ = (Index("ix_api_jobs_site_created", "site_id", "created_at"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    site_id: Mapped[str] = mapped_column(String(64))
-    #: "queued", "running", "ok", "skipped" or "failed".
-    status: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by: Mapped[str] = mapped_column(String(128))
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from aoi.errors import SiteNotFoundError
 from aoi.model import Site
@@ -36,7 +37,7 @@ def progress_command(
     engine = open_engine(settings)
     site = repo.get_site(engine, site_id)  # raises SiteNotFoundError for an unknown site
     if evidence is not None:
-        _write_evidence(settings, site, evidence, as_of)
+        _write_evidence(settings, engine, site, evidence, as_of)
         return
     latest = progress_repo.latest_progress(engine, site_id)
     if latest is None:
@@ -59,13 +60,12 @@ def progress_command(
     console.print(_verdict(summary))
 
 
-def _write_evidence(settings: Settings, site: Site, out_dir: Path, as_of_text: str | None) -> None:
+def _write_evidence(settings: Settings, engine: Engine, site: Site, out_dir: Path, as_of_text: str | None) -> None:
     from imagery.cache import SceneCache
     from jobs.context import open_provider
     from jobs.evidence import write_evidence
     from jobs.progress import compute_site_progress, make_estimator
 
-    engine = open_engine(settings)
     if as_of_text is not None:
         day = date.fromisoformat(as_of_text)
     else:

@@ -25,9 +25,8 @@ from rich.table import Table
 
 from api.cli import app
 from jobs.context import open_engine
-from jobs.demo import notifier_from_settings
 from jobs.executors import Executor, make_executor
-from jobs.notify import Notifier
+from jobs.notify import Notifier, notifier_from_settings
 from jobs.pipeline import BatchResult, RefreshSpec, iter_site_ids, run_refresh
 from jobs.refresh import RefreshOutcome
 from jobs.scheduler import Cadence, Scheduler

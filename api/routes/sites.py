@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from aoi.errors import SiteNotFoundError
 from aoi.model import Site
 from aoi.portfolio import parse_portfolio, portfolio_to_feature_collection, site_to_feature
-from api.auth import AdminDep, Principal, ReaderDep
+from api.auth import AdminDep, OfficerDep, Principal
 from api.deps import EngineDep
 from store import api_repo, repo
 
@@ -62,7 +62,7 @@ def _feature(site: Site, band: str | None) -> dict[str, Any]:
 @router.get("", summary="Sites as a GeoJSON FeatureCollection", response_class=GeoJSONResponse)
 def list_sites(
     engine: EngineDep,
-    principal: ReaderDep,
+    principal: OfficerDep,
     bbox: Annotated[str | None, Query(description="west,south,east,north in degrees (WGS84)")] = None,
     region: Annotated[str | None, Query(max_length=32)] = None,
     band: Annotated[Band | None, Query(description="Risk band of the site's loan (newest score)")] = None,
@@ -80,7 +80,7 @@ def list_sites(
 
 
 @router.get("/{site_id}", summary="One site with its plan", response_class=GeoJSONResponse)
-def get_site(site_id: str, engine: EngineDep, principal: ReaderDep) -> dict[str, Any]:
+def get_site(site_id: str, engine: EngineDep, principal: OfficerDep) -> dict[str, Any]:
     """One site as a GeoJSON Feature, with its plan window and the risk band of its loan."""
     site = visible_site(engine, principal, site_id)
     return _feature(site, api_repo.latest_band_by_loan(engine).get(site.loan_id))

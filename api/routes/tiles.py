@@ -25,9 +25,10 @@ from api.deps import EngineDep, SettingsDep
 from api.routes.sites import visible_site
 from imagery.cache import SceneCache
 from imagery.errors import ImageryError
-from imagery.providers.local import LocalArchiveProvider
+from jobs.context import open_provider
 from jobs.overlay import change_probability, write_change_cog
-from jobs.progress import make_estimator, site_grid
+from jobs.pipeline import estimator_for
+from jobs.progress import site_grid
 from jobs.settings import Settings
 from store import repo
 
@@ -66,13 +67,13 @@ def _change_cog(settings: Settings, site: Site, rec: SceneRecord) -> Path:
         return path
     with _compute_lock:
         if not path.exists():
-            estimator = make_estimator(settings.checkpoint, threads=settings.torch_threads)
+            estimator = estimator_for(settings.checkpoint, settings.torch_threads)  # loaded once per process
             try:
                 prob, grid = change_probability(
                     site,
                     rec.scene_id,
                     rec.acquired_at_utc,
-                    provider=LocalArchiveProvider(settings.resolved_archive_dir),
+                    provider=open_provider(settings),
                     estimator=estimator,
                     cache=SceneCache(settings.cache_dir),
                     max_cloud_pct=settings.max_cloud_pct,

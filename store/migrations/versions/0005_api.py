@@ -29,22 +29,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", UTCDateTime, nullable=True),
         sa.Column("revoked_by", sa.String(128), nullable=True),
     )
-    op.create_table(
-        "api_jobs",
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("kind", sa.String(32), nullable=False),
-        sa.Column("site_id", sa.String(64), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("reason", sa.Text, nullable=False),
-        sa.Column("created_at", UTCDateTime, nullable=False),
-        sa.Column("created_by", sa.String(128), nullable=False),
-        sa.Column("started_at", UTCDateTime, nullable=True),
-        sa.Column("finished_at", UTCDateTime, nullable=True),
-        sa.Column("detail", sa.JSON, nullable=False),
-    )
-    op.create_index("ix_api_jobs_site_created", "api_jobs", ["site_id", "created_at"])
 
 
 def downgrade() -> None:
-    op.drop_table("api_jobs")
     op.drop_table("api_keys")
