@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fcsiam import FCSiamDiff
 from models.cdnet import SiteNet, SiteNetConfig, count_parameters, fuse_conv_bn
+from models.checkpoint import load_card
 
 
 def gflops(net: torch.nn.Module, a: torch.Tensor, b: torch.Tensor) -> float:
@@ -61,13 +62,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--checkpoint", default="s2", help="time this shipped checkpoint's architecture ('' = SiteNet defaults)"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     a = torch.randn(1, args.bands, args.size, args.size)
     b = torch.randn(1, args.bands, args.size, args.size)
-    plain = {"ours": SiteNet(SiteNetConfig(args.bands)).eval(), "ref": FCSiamDiff(args.bands).eval()}
+    if args.checkpoint:
+        params = dict(load_card(args.checkpoint).architecture.params, in_channels=args.bands)
+        ours = SiteNet(SiteNetConfig.from_dict(params))
+    else:
+        ours = SiteNet(SiteNetConfig(args.bands))
+    plain = {"ours": ours.eval(), "ref": FCSiamDiff(args.bands).eval()}
     nets = {
         **plain,
         "ours_fused": fuse_conv_bn(copy.deepcopy(plain["ours"])),
@@ -85,6 +94,7 @@ def main() -> None:
         "ratio_unfused": round(median["ref"] / median["ours"], 2),
         "ours_unfused_pairs_per_s": round(1.0 / median["ours"], 2),
         "ref_unfused_pairs_per_s": round(1.0 / median["ref"], 2),
+        "checkpoint": args.checkpoint,
         "threads": args.threads,
         "bands": args.bands,
         "size": args.size,

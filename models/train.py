@@ -86,6 +86,11 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
     threads: int = 1
+    #: DataLoader worker processes sampling patches (0 = in the training process).
+    workers: int = 0
+    #: Stop starting new epochs after this many seconds of training (0 = no limit); the best
+    #: epoch so far is kept, as with early stopping.
+    time_limit_s: float = 0.0
     tile_size: int = 256
     output_dir: Path = WEIGHTS_DIR
     run_dir: Path = Path("runs")
@@ -215,10 +220,12 @@ class TrainResult:
     weights: Path
     card: ModelCard
     history: list[dict[str, float]]
+    #: The best network, on the CPU, in eval mode.
+    network: torch.nn.Module | None = None
 
 
 def _open(spec: DataSpec, bands: list[str], patterns: list[str] | None = None) -> ChangeDataset:
-    s2 = spec.format in ("oscd", "sim")
+    s2 = spec.format in ("oscd", "sim", "npz")
     ds = open_dataset(spec.format, spec.root, bands=tuple(bands) if s2 else None)
     if patterns is None:
         return ds
@@ -250,7 +257,9 @@ def _load_split(config: TrainConfig, split: str) -> _Split:
             problems.append(f"{spec.format} at {spec.root}: bands {ds.bands} != config bands {config.bands}")
             continue
         pairs = list(ds)
-        out.by_format.setdefault(spec.format, []).extend(pairs)
+        # An npz export is grouped (metrics, macro-F1 threshold) under the layout it came from.
+        key = getattr(ds, "source_format", None) or spec.format
+        out.by_format.setdefault(key, []).extend(pairs)
         out.pairs.extend(pairs)
         out.weights.extend([spec.sample_weight] * len(pairs))
     if problems:
@@ -336,7 +345,18 @@ def train(config: TrainConfig, *, resume: bool = True, show_progress: bool = Tru
     net = build_network(config.architecture).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * config.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup_steps, total_steps))
+
+    def factor(step: int) -> float:
+        # With a time limit the cosine also follows the share of the time spent, whichever is
+        # further along, so a run cut short by its budget still ends at a low learning rate.
+        # (That makes such runs depend on the machine's speed; without a limit they are exact.)
+        f = lr_factor(step, config.warmup_steps, total_steps)
+        if config.time_limit_s and step >= config.warmup_steps:
+            spent = min(1.0, (time.perf_counter() - started) / config.time_limit_s)
+            f = min(f, 0.5 * (1.0 + math.cos(math.pi * spent)))
+        return f
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_threshold": 0.5, "bad_epochs": 0, "history": []}
     best_weights = copy.deepcopy(net.state_dict())
     last_path = config.run_dir / f"{config.name}.last.pt"
@@ -363,9 +383,21 @@ def train(config: TrainConfig, *, resume: bool = True, show_progress: bool = Tru
         task = progress.add_task(config.name, total=total_steps, loss=float("nan"), f1=float("nan"))
         progress.update(task, completed=state["epoch"] * config.steps_per_epoch)
         while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
+            if config.time_limit_s and time.perf_counter() - started > config.time_limit_s:
+                logger.info(
+                    "%s: time limit %.0f s reached after %d epochs", config.name, config.time_limit_s, state["epoch"]
+                )
+                state["stopped"] = "time_limit"
+                break
             epoch = state["epoch"]
             sampler.set_epoch(epoch)
-            loader = DataLoader(sampler, batch_size=config.batch_size, shuffle=False, num_workers=0)
+            loader = DataLoader(
+                sampler,
+                batch_size=config.batch_size,
+                shuffle=False,
+                num_workers=config.workers,
+                pin_memory=device == "cuda",
+            )
             net.train()
             losses = []
             for before, after, label, valid in loader:
@@ -421,7 +453,8 @@ def train(config: TrainConfig, *, resume: bool = True, show_progress: bool = Tru
             "train": spec.train,
             "val": spec.val,
             "test": spec.test,
-            "licence": type(_open(spec, config.bands)).licence,
+            "licence": _open(spec, config.bands).licence,
+            **_exported_from(spec, config.bands),
         }
         for spec in config.data
     ]
@@ -440,5 +473,14 @@ def train(config: TrainConfig, *, resume: bool = True, show_progress: bool = Tru
         "python": platform.python_version(),
         "parameters": count_parameters(net),
     }
+    if state.get("stopped"):
+        card.training["stopped"] = state["stopped"]
     weights = save_checkpoint(net, card, config.output_dir) if save else Path()
-    return TrainResult(weights, card, state["history"])
+    return TrainResult(weights, card, state["history"], net)
+
+
+def _exported_from(spec: DataSpec, bands: list[str]) -> dict[str, str]:
+    """For an ``npz`` export, the layout it was exported from (recorded in the card)."""
+    ds = _open(spec, bands)
+    source = getattr(ds, "source_format", None)
+    return {"exported_from": str(source)} if source else {}
