@@ -159,13 +159,20 @@ def fit_curve(observations: Sequence[SceneProgress], options: CurveOptions | Non
     w = w / w.max()
     split = _reversal_split(y, w, opts)
     events: tuple[ProgressEvent, ...] = ()
+    w0 = w
     if split is None:
         w = w * robustness_weights(x, y, w, opts)
         fitted = np.clip(isotonic_fit(local_linear(x, y, w, opts.smooth_days), w), 0.0, 100.0)
     else:
-        w = np.concatenate(
-            [robustness_weights(x[:split], y[:split], w[:split], opts), robustness_weights(x[split:], y[split:], w[split:], opts)]
-        ) * w
+        w = (
+            np.concatenate(
+                [
+                    robustness_weights(x[:split], y[:split], w[:split], opts),
+                    robustness_weights(x[split:], y[split:], w[split:], opts),
+                ]
+            )
+            * w
+        )
         before = isotonic_fit(local_linear(x[:split], y[:split], w[:split], opts.smooth_days), w[:split])
         after = isotonic_fit(
             local_linear(x[split:], y[split:], w[split:], opts.smooth_days), w[split:], increasing=False
@@ -184,15 +191,18 @@ def fit_curve(observations: Sequence[SceneProgress], options: CurveOptions | Non
                 round(float(before[-1] - after[-1]), 1),
             ),
         )
-    # An outlier's weight is (nearly) zero: its sigma is huge, so it neither narrows the band nor
-    # moves the stall test.
-    sigma = opts.noise_pp / np.sqrt(np.maximum(w, 1e-6))
+    # A gross outlier (robustness weight under 1/4) gets a huge sigma, so it neither narrows the
+    # band nor moves the stall test; ordinary scatter keeps its sigma.
+    rob = w / np.maximum(w0, 1e-12)
+    sigma = opts.noise_pp / np.sqrt(np.maximum(np.where(rob < 0.25, w, w0), 1e-6))
     return FittedCurve(
         days, tuple(float(v) for v in fitted), tuple(float(s) for s in sigma), events, tuple(float(v) for v in y)
     )
 
 
-def robustness_weights(x: FloatArray, y: FloatArray, w: FloatArray, opts: CurveOptions, *, iterations: int = 3) -> FloatArray:
+def robustness_weights(
+    x: FloatArray, y: FloatArray, w: FloatArray, opts: CurveOptions, *, iterations: int = 3
+) -> FloatArray:
     """LOWESS robustness weights (Cleveland 1979): bisquare of the residual from the smooth.
 
     The residual scale is six median absolute residuals, floored at ``3 * noise_pp`` so ordinary
@@ -599,7 +609,6 @@ def _forecast(
     fastest, slowest = max(known), min(known)
     late = at(slowest) if slowest > 0.05 else None
     return at(max(fastest, central_rate)), at(central_rate), late
-
 
 
 def _stalled(table: PlanCurves, curve: FittedCurve, as_of: date, opts: CurveOptions) -> bool:
