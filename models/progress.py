@@ -533,12 +533,11 @@ def plan_position(
     """
     opts = options or CurveOptions()
     if project and curve.days and on > curve.days[-1]:
-        last = plan_position(table, curve, curve.days[-1], opts, project=False)
-        if last is None:
+        newest = plan_position(table, curve, curve.days[-1], opts, project=False)
+        if newest is None:
             return None
-        n = len(table.visible) - 1
-        moved = min(last.index + last.pace * (on - curve.days[-1]).days, float(n))
-        return PlanPosition(moved, last.earliest, max(last.latest, math.ceil(moved)), last.pace)
+        moved = min(newest.index + newest.pace * (on - curve.days[-1]).days, float(len(table.visible) - 1))
+        return PlanPosition(moved, newest.earliest, max(newest.latest, math.ceil(moved)), newest.pace)
     level = curve.value(on)
     if level is None:
         return None
