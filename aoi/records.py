@@ -95,7 +95,8 @@ class ProgressSummary:
         upper_pct: Upper edge.
         deviation_pp: ``observed_pct - planned_pct``.
         slip_days: Days behind plan (earned schedule): ``as_of`` minus the day the plan expected
-            today's observed progress; negative when ahead. None before any observation.
+            today's observed progress (of the days the plan stood there, the one closest to
+            ``as_of``); negative when ahead. None before any observation.
         rate_pp_per_week: Observed progress rate over the recent window.
         forecast_completion: Expected completion day at the recent rate (None if no progress).
         forecast_early: Early end of the forecast range.
@@ -107,6 +108,10 @@ class ProgressSummary:
         scenes_skipped: How many gave none.
         last_observation: Sensing day of the newest usable scene.
         method: "model:<checkpoint>@<sha12>" or "baseline:<name>".
+        slip_low_days: Low end of the slip range: the slip if progress were at the top of the
+            confidence band, or the site at the end of a stretch of its plan imagery cannot tell
+            apart (a pause, or buildings not yet showing). None when there is no slip.
+        slip_high_days: High end of the slip range (bottom of the band, start of such a stretch).
     """
 
     site_id: str
@@ -128,3 +133,5 @@ class ProgressSummary:
     scenes_skipped: int
     last_observation: date | None
     method: str
+    slip_low_days: int | None = None
+    slip_high_days: int | None = None

@@ -5,8 +5,15 @@ estimation with the configured checkpoint and with the non-learned baseline, and
 against the simulator's truth. The last line printed is JSON:
 
     progress_mae_pp            median over sites of the mean |fitted - true| percent complete
-    slip_mae_days              mean |estimated - true| schedule slip at as-of
+    slip_mae_days              mean |estimated - true| schedule slip at as-of (true slip by
+                               models.progress.slip_days: the plan day closest to as-of among
+                               those the plan stood at the true percent)
+    slip_mae_days_earliest     the same against the earlier truth (the *earliest* such plan day),
+                               which gives an on-plan site sitting in a planned pause a growing slip
     stall_recall               stalled sites flagged within 30 days of stalling
+    stall_recall_due           stalled sites flagged within 30 days of the first day on or after the
+                               stall on which the plan expects progress; stalls at or above the
+                               completion threshold (which the slip truth counts as finished) left out
     false_stalls               sites never stalled but flagged stalled on some month-end
     baseline_progress_mae_pp   progress_mae_pp of the non-learned baseline, same run
 
@@ -25,7 +32,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from datetime import timedelta  # noqa: E402
+from datetime import date, timedelta  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -39,7 +46,7 @@ AS_OF = DEMO_AS_OF
 COMPLETE = CurveOptions().complete_pct
 
 
-def true_slip(site, curve) -> int:
+def true_slip(site, curve, *, earliest: bool = False) -> int:
     pct = curve.percent(AS_OF)
     finished = None
     if pct >= COMPLETE:
@@ -47,7 +54,20 @@ def true_slip(site, curve) -> int:
         while curve.percent(day) < COMPLETE:
             day += timedelta(days=1)
         finished = day
+    if earliest and finished is None and pct > 0:
+        expected_on = site.plan.date_for_percent(min(pct, 100.0))
+        return 0 if expected_on is None else (AS_OF - expected_on).days
     return slip_days(site.plan, pct, AS_OF, finished)
+
+
+def stall_due(site, curve) -> date | None:
+    """First day on or after the stall on which the plan expects progress (None: stalled complete)."""
+    if curve.percent(curve.event_day) >= COMPLETE:
+        return None
+    day = curve.event_day
+    while day < site.plan.end and site.plan.planned_percent(day + timedelta(days=1)) <= site.plan.planned_percent(day):
+        day += timedelta(days=1)
+    return day
 
 
 def score_site(site, result, curve) -> dict:
@@ -55,11 +75,17 @@ def score_site(site, result, curve) -> dict:
     mae = float(np.mean([abs(v - curve.percent(d)) for d, v in fitted])) if fitted else float("nan")
     s = result.summary
     out = {"site": site.id, "fate": curve.fate.value, "mae_pp": mae, "observed": s.observed_pct,
-           "truth": curve.percent(AS_OF), "slip": s.slip_days, "true_slip": true_slip(site, curve)}  # fmt: skip
+           "truth": curve.percent(AS_OF), "slip": s.slip_days, "true_slip": true_slip(site, curve),
+           "true_slip_earliest": true_slip(site, curve, earliest=True),
+           "slip_low": s.slip_low_days, "slip_high": s.slip_high_days}  # fmt: skip
     obs = result.observations
     if curve.fate is Fate.STALLED and curve.event_day is not None:
         check = curve.event_day + timedelta(days=30)
         out["stall_flagged"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
+        due = stall_due(site, curve)
+        if due is not None:
+            check = min(due + timedelta(days=30), AS_OF)
+            out["stall_flagged_due"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
     elif curve.fate is not Fate.CANCELLED:
         flags = []
         day = site.plan.start + timedelta(days=60)
@@ -101,12 +127,21 @@ def main() -> None:
                     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
                           file=sys.stderr)  # fmt: skip
     stalls = [r["stall_flagged"] for r in rows if "stall_flagged" in r]
+    stalls_due = [r["stall_flagged_due"] for r in rows if "stall_flagged_due" in r]
     result = {
         "progress_mae_pp": round(float(np.nanmedian([r["mae_pp"] for r in rows])), 2),
         "slip_mae_days": round(
             float(np.mean([abs(r["slip"] - r["true_slip"]) for r in rows if r["slip"] is not None])), 1
         ),
+        "slip_mae_days_earliest": round(
+            float(np.mean([abs(r["slip"] - r["true_slip_earliest"]) for r in rows if r["slip"] is not None])), 1
+        ),
+        "slip_in_range": round(
+            float(np.mean([r["slip_low"] <= r["true_slip"] <= r["slip_high"] for r in rows if r["slip"] is not None])),
+            3,
+        ),
         "stall_recall": round(sum(stalls) / len(stalls), 3) if stalls else None,
+        "stall_recall_due": round(sum(stalls_due) / len(stalls_due), 3) if stalls_due else None,
         "false_stalls": sum(r.get("false_stall", False) for r in rows),
         "sites": len(rows),
         "baseline_progress_mae_pp": round(float(np.nanmedian([r["mae_pp"] for r in base_rows])), 2),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from aoi.model import Plan, builds_on_pad
 from aoi.records import ProgressEvent, ProgressPoint, ProgressSummary, SceneProgress
+from models.estimate import BuildLadder
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,12 @@ class CurveOptions:
         rate_window_days: Window of the recent progress rate.
         stall_days: No progress for this long, while the plan expects some, is a stall.
         stall_min_pp: Less observed progress than this over the stall window counts as none.
-        stall_planned_pp: The plan must expect at least this much over the stall window.
+        stall_planned_pp: The plan, followed at the site's own pace, must expect at least this
+            much *visible* progress over the stall window.
+        level_tol_pp: Readings within this of each other date to the same plan day (how flat the
+            visible plan must be to count as a plateau when dating observed progress).
+        min_pace: Slowest pace (plan days per day) assumed when projecting a site through a plateau.
+        max_pace: Fastest.
     """
 
     noise_pp: float = 4.0
@@ -52,6 +58,9 @@ class CurveOptions:
     stall_days: int = 28
     stall_min_pp: float = 1.5
     stall_planned_pp: float = 3.0
+    level_tol_pp: float = 2.0
+    min_pace: float = 0.25
+    max_pace: float = 2.0
 
 
 def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
@@ -133,10 +142,11 @@ def fit_curve(observations: Sequence[SceneProgress], options: CurveOptions | Non
     """Fit a non-decreasing curve through per-scene estimates, keeping a sustained drop as an event.
 
     Scenes without an estimate are ignored. Estimates are smoothed (local-linear, weighted by how
-    much each scene saw and how decisive the model was), then made non-decreasing. When a split
-    into "rising, then falling" explains the estimates much better than one rising curve, with the
-    fall sustained over ``reversal_min_scenes`` scenes, the curve falls after the split and a
-    ``reversal`` event is recorded.
+    much each scene saw and how decisive the model was, with LOWESS robustness iterations so a
+    scene misread by 15 pp, up or down, does not drag the curve), then made non-decreasing. When a
+    split into "rising, then falling" explains the estimates much better than one rising curve,
+    with the fall sustained over ``reversal_min_scenes`` scenes, the curve falls after the split
+    and a ``reversal`` event is recorded.
     """
     opts = options or CurveOptions()
     obs = sorted((o for o in observations if o.percent is not None), key=lambda o: o.acquired_at_utc)
@@ -147,12 +157,22 @@ def fit_curve(observations: Sequence[SceneProgress], options: CurveOptions | Non
     y = np.array([float(o.percent) for o in obs if o.percent is not None])
     w = _weights(obs)
     w = w / w.max()
-    sigma = opts.noise_pp / np.sqrt(w)
     split = _reversal_split(y, w, opts)
     events: tuple[ProgressEvent, ...] = ()
+    w0 = w
     if split is None:
+        w = w * robustness_weights(x, y, w, opts)
         fitted = np.clip(isotonic_fit(local_linear(x, y, w, opts.smooth_days), w), 0.0, 100.0)
     else:
+        w = (
+            np.concatenate(
+                [
+                    robustness_weights(x[:split], y[:split], w[:split], opts),
+                    robustness_weights(x[split:], y[split:], w[split:], opts),
+                ]
+            )
+            * w
+        )
         before = isotonic_fit(local_linear(x[:split], y[:split], w[:split], opts.smooth_days), w[:split])
         after = isotonic_fit(
             local_linear(x[split:], y[split:], w[split:], opts.smooth_days), w[split:], increasing=False
@@ -171,9 +191,64 @@ def fit_curve(observations: Sequence[SceneProgress], options: CurveOptions | Non
                 round(float(before[-1] - after[-1]), 1),
             ),
         )
+    # A gross outlier (robustness weight under 1/4) gets a huge sigma, so it neither narrows the
+    # band nor moves the stall test; ordinary scatter keeps its sigma.
+    rob = w / np.maximum(w0, 1e-12)
+    sigma = opts.noise_pp / np.sqrt(np.maximum(np.where(rob < 0.25, w, w0), 1e-6))
     return FittedCurve(
         days, tuple(float(v) for v in fitted), tuple(float(s) for s in sigma), events, tuple(float(v) for v in y)
     )
+
+
+def robustness_weights(
+    x: FloatArray, y: FloatArray, w: FloatArray, opts: CurveOptions, *, iterations: int = 3
+) -> FloatArray:
+    """LOWESS robustness weights (Cleveland 1979): bisquare of the residual from the smooth.
+
+    The residual scale is six median absolute residuals, floored at ``3 * noise_pp`` so ordinary
+    scatter is never down-weighted; a scene off by more than that scale gets weight 0.
+    """
+    rob = np.ones_like(y)
+    if len(y) < 4:
+        return rob
+    for _ in range(iterations):
+        resid = y - local_linear(x, y, w * rob + 1e-9, opts.smooth_days)
+        scale = max(6.0 * float(np.median(np.abs(resid))), 3.0 * opts.noise_pp)
+        u = np.clip(resid / scale, -1.0, 1.0)
+        rob = (1.0 - u**2) ** 2
+    return rob
+
+
+def fill_unseen_phases(
+    observations: Sequence[SceneProgress], phase_weights: Sequence[float], *, min_weight_seen: float = 0.6
+) -> list[SceneProgress]:
+    """Give a lower-bound estimate to scenes that saw most, but not all, of the footprints.
+
+    A scene that saw too little of one phase (a bright new roof that the scene classification
+    calls cloud, a cloud over one hall) has no percent of its own. When the phases it did see
+    carry at least ``min_weight_seen`` of the plan's weight and every unseen phase was seen
+    before, the unseen phases are taken at their latest seen share (construction does not go
+    back, so this is a lower bound) and the scene enters the curve with its weight scaled by the
+    seen share. The scene's own record is not changed; only the curve uses the filled value.
+
+    Returns:
+        The observations in time order, filled where possible.
+    """
+    total = float(sum(phase_weights)) or 1.0
+    latest: list[float | None] = [None] * len(phase_weights)
+    out: list[SceneProgress] = []
+    for o in sorted(observations, key=lambda o: o.acquired_at_utc):
+        fr = o.phase_fractions
+        if o.percent is None and len(fr) == len(phase_weights):
+            seen = sum(w for w, f in zip(phase_weights, fr, strict=True) if f is not None) / total
+            known = [f if f is not None else prev for f, prev in zip(fr, latest, strict=True)]
+            if seen >= min_weight_seen and seen < 1.0 and all(v is not None for v in known):
+                pct = 100.0 * sum(w * (v or 0.0) for w, v in zip(phase_weights, known, strict=True)) / total
+                o = replace(o, percent=round(pct, 3), observed_fraction=o.observed_fraction * seen)
+        if len(fr) == len(latest):
+            latest = [f if f is not None else prev for f, prev in zip(fr, latest, strict=True)]
+        out.append(o)
+    return out
 
 
 def _reversal_split(y: FloatArray, w: FloatArray, opts: CurveOptions) -> int | None:
@@ -239,7 +314,7 @@ def summarize(
     """
     opts = options or CurveOptions()
     usable = [o for o in observations if o.acquired_at_utc.date() <= as_of]
-    curve = fit_curve(usable, opts)
+    curve = fit_curve(fill_unseen_phases(usable, [p.weight for p in plan.phases]), opts)
     planned_now = plan.planned_percent(as_of)
     used = sum(o.percent is not None for o in usable)
     points = [_point(plan, curve, d, opts) for d in sorted(set(curve.days))]
@@ -258,7 +333,14 @@ def summarize(
         return summary, points
     half = band_halfwidth(curve, as_of, opts) or 0.0
     rate = _rate(curve, as_of, opts.rate_window_days)
-    stalled = _stalled(plan, curve, as_of, opts)
+    table = PlanCurves.of(plan)
+    stalled = _stalled(table, curve, as_of, opts)
+    # A stalled site is not moved on past its newest scene.
+    position = plan_position(table, curve, as_of, opts, project=not stalled)
+    finished_on = _finished_on(curve, opts.complete_pct)
+    if position is None:  # unreachable: the curve has a value on as_of
+        raise RuntimeError("no plan position for an observed curve")
+    slip, slip_low, slip_high = _slip_from_position(plan, table, position, as_of, finished_on)
     early, mid, late = (None, None, None) if stalled else _forecast(curve, as_of, observed, opts)
     summary = ProgressSummary(
         site_id=site_id,
@@ -268,7 +350,7 @@ def summarize(
         lower_pct=round(max(0.0, observed - half), 2),
         upper_pct=round(min(100.0, observed + half), 2),
         deviation_pp=round(observed - planned_now, 2),
-        slip_days=slip_days(plan, observed, as_of, _finished_on(curve, opts.complete_pct)),
+        slip_days=slip,
         rate_pp_per_week=None if rate is None else round(rate, 3),
         forecast_completion=mid,
         forecast_early=early,
@@ -280,6 +362,8 @@ def summarize(
         scenes_skipped=len(usable) - used,
         last_observation=last,
         method=method,
+        slip_low_days=slip_low,
+        slip_high_days=slip_high,
     )
     return summary, points
 
@@ -300,21 +384,196 @@ def _finished_on(curve: FittedCurve, complete_pct: float) -> date | None:
     return next((d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= complete_pct), None)
 
 
+def plan_days_for_percent(plan: Plan, percent: float) -> tuple[date, date] | None:
+    """The plan days on which the plan stands at ``percent``: (earliest, latest).
+
+    Where the plan rises through ``percent`` both are the day it gets there. Where the plan is
+    flat at exactly ``percent`` (a pause between phases), the range spans the pause. None when the
+    plan never reaches ``percent``.
+    """
+    return PlanCurves.of(plan).days_for_percent(percent)
+
+
 def slip_days(plan: Plan, observed: float, as_of: date, finished_on: date | None = None) -> int:
-    """Earned schedule: days between today and the day the plan expected today's progress.
+    """Earned schedule: days between today and the plan day that expected today's progress.
+
+    The plan day is the one closest to today among the days on which the plan stood at the
+    observed percent (:func:`plan_days_for_percent`), so a site that sits at a planned pause on
+    schedule has no slip, and one that is still there after the pause has ended is late by the
+    days since the plan expected more. Negative when ahead.
 
     Once a site is complete, "today" becomes the day it was first seen complete, so a finished
     site keeps the slip it finished with instead of growing a day every day.
+
+    Args:
+        plan: The site's plan.
+        observed: Percent complete, 0-100.
+        as_of: Today.
+        finished_on: The day the site was first seen complete, if it is.
+
+    Returns:
+        Slip in days, positive when behind plan.
     """
     if finished_on is not None:
         planned_end = plan.date_for_percent(100.0) or plan.end
         return (finished_on - planned_end).days
     if observed <= 0.0:
         return max(0, (as_of - plan.start).days)
-    expected_on = plan.date_for_percent(min(observed, 100.0))
-    if expected_on is None:
+    days = plan_days_for_percent(plan, min(observed, 100.0))
+    if days is None:
         return 0
-    return (as_of - expected_on).days
+    earliest, latest = days
+    return (as_of - min(max(as_of, earliest), latest)).days
+
+
+#: Share of a building's schedule on a cleared pad that shows nothing from space (set-up,
+#: excavation, formwork) before slabs appear: the estimator's ladder (``BuildLadder.slab_from``).
+INVISIBLE_START = BuildLadder().slab_from
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCurves:
+    """A plan tabulated per day: planned percent and the percent imagery can see.
+
+    Index 0 is the day before the plan starts (0 %); the last index is the plan's end.
+
+    Attributes:
+        origin: The day of index 0.
+        planned: (days,) planned percent complete, 0-100.
+        visible: (days,) what the estimator reads of a site that follows the plan exactly: a
+            building on a cleared pad reads nothing until its slabs show (the first
+            ``INVISIBLE_START`` of its schedule), then its planned share (the ladder's inversion).
+    """
+
+    origin: date
+    planned: FloatArray
+    visible: FloatArray
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanCurves:
+        """Tabulate ``plan`` from the day before its start to its end."""
+        origin = plan.start - timedelta(days=1)
+        days = [origin + timedelta(days=k) for k in range((plan.end - origin).days + 1)]
+        planned = np.array([plan.planned_percent(d) for d in days], dtype=np.float64)
+        if plan.milestones:
+            return cls(origin, planned, planned.copy())
+        total = sum(p.weight for p in plan.phases) or 1.0
+        visible = np.zeros(len(days), dtype=np.float64)
+        for k, phase in enumerate(plan.phases):
+            f = np.array([phase.planned_fraction(d) for d in days], dtype=np.float64)
+            if builds_on_pad(plan, k):
+                f = np.where(f >= INVISIBLE_START, f, 0.0)
+            visible += phase.weight * f
+        return cls(origin, planned, 100.0 * visible / total)
+
+    def index(self, on: date) -> int:
+        """Index of a day, clipped to the table."""
+        return int(np.clip((on - self.origin).days, 0, len(self.planned) - 1))
+
+    def day(self, index: float) -> date:
+        """The day at a (possibly fractional) index, rounded to whole days."""
+        return self.origin + timedelta(days=round(index))
+
+    def days_for_percent(self, percent: float) -> tuple[date, date] | None:
+        """(earliest, latest) plan day at ``percent`` (see :func:`plan_days_for_percent`)."""
+        lo, hi = _level_set(self.planned, percent, 1e-9)
+        if lo is None:
+            return None
+        return self.day(lo), self.day(hi)
+
+
+def _level_set(values: FloatArray, level: float, tol: float) -> tuple[int | None, int]:
+    """(first, last) index where a non-decreasing table is within ``tol`` of ``level``.
+
+    Where the table jumps over the level, both are the first index past it; (None, last) when
+    the table never gets there.
+    """
+    first = int(np.searchsorted(values, level - tol, side="left"))
+    if first >= len(values):
+        return None, len(values) - 1
+    last = int(np.searchsorted(values, level + tol, side="right")) - 1
+    return first, max(first, last)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPosition:
+    """Where on its plan a site stands: the plan day its observed progress corresponds to.
+
+    Attributes:
+        index: Best estimate, as a :class:`PlanCurves` index.
+        earliest: Earliest index consistent with the confidence band.
+        latest: Latest index consistent with the confidence band.
+        pace: Plan days per calendar day the site kept to get where it is.
+    """
+
+    index: float
+    earliest: int
+    latest: int
+    pace: float
+
+
+def plan_position(
+    table: PlanCurves, curve: FittedCurve, on: date, options: CurveOptions | None = None, *, project: bool = True
+) -> PlanPosition | None:
+    """Date a site's observed progress on its plan, robust where the plan is flat.
+
+    Observed progress is compared with the *visible* plan (what imagery can see of a site that
+    follows the plan), so invisible work neither reads as slip nor is claimed. Where the visible
+    plan is flat around the observed level (a pause between phases, or buildings not yet showing),
+    every day of that plateau fits; the site is placed by its own pace instead: it entered the
+    plateau when its curve reached the level, and moves through it at the pace (plan days per
+    day) it kept until then. The band gives the earliest and latest plan day consistent with it.
+
+    After the newest scene (a cloudy end of the record), the site is moved on from where that
+    scene placed it at the same pace when ``project`` is set; the band then reaches back to the
+    newest scene's position (no progress since).
+
+    Returns:
+        The position, or None before the first observation.
+    """
+    opts = options or CurveOptions()
+    if project and curve.days and on > curve.days[-1]:
+        newest = plan_position(table, curve, curve.days[-1], opts, project=False)
+        if newest is None:
+            return None
+        moved = min(newest.index + newest.pace * (on - curve.days[-1]).days, float(len(table.visible) - 1))
+        return PlanPosition(moved, newest.earliest, max(newest.latest, math.ceil(moved)), newest.pace)
+    level = curve.value(on)
+    if level is None:
+        return None
+    half = band_halfwidth(curve, on, opts) or 0.0
+    first, last = _level_set(table.visible, level, opts.level_tol_pp)
+    n = len(table.visible) - 1
+    if first is None:  # above anything the plan shows (over-read near the end): the end
+        return PlanPosition(float(n), n, n, 1.0)
+    # When the curve entered this level, and the pace that brought it there.
+    entered = next(
+        (d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= level - opts.level_tol_pp and d <= on), on
+    )
+    elapsed = (entered - table.origin).days
+    pace = first / elapsed if elapsed > 0 and first > 0 else 1.0
+    pace = float(np.clip(pace, opts.min_pace, opts.max_pace))
+    index = float(np.clip(first + pace * (on - entered).days, first, last))
+    lo, _ = _level_set(table.visible, max(level - half, 0.0), opts.level_tol_pp)
+    hi_first, hi = _level_set(table.visible, min(level + half, 100.0), opts.level_tol_pp)
+    earliest = min(first, lo if lo is not None else first)
+    latest = max(last, hi if hi_first is not None else n)
+    return PlanPosition(index, earliest, latest, pace)
+
+
+def _slip_from_position(
+    plan: Plan, table: PlanCurves, pos: PlanPosition, as_of: date, finished_on: date | None
+) -> tuple[int, int, int]:
+    """(slip, low, high) in days from a plan position, by :func:`slip_days` on the implied percent."""
+    if finished_on is not None:
+        s = slip_days(plan, 100.0, as_of, finished_on)
+        return s, s, s
+
+    def at(index: float) -> int:
+        return slip_days(plan, float(table.planned[round(index)]), as_of)
+
+    s = at(pos.index)
+    return s, min(s, at(pos.latest)), max(s, at(pos.earliest))
 
 
 def _rate(curve: FittedCurve, as_of: date, window_days: int) -> float | None:
@@ -351,13 +610,18 @@ def _forecast(
     return at(max(fastest, central_rate)), at(central_rate), late
 
 
-def _stalled(plan: Plan, curve: FittedCurve, as_of: date, opts: CurveOptions) -> bool:
-    """No observed progress over the last ``stall_days`` while the plan expects some.
+def _stalled(table: PlanCurves, curve: FittedCurve, as_of: date, opts: CurveOptions) -> bool:
+    """No observed progress over the last ``stall_days`` while the plan expects visible progress.
 
-    The level at the window's start is anchored on the history before it (a weighted linear fit
-    over the preceding ``2 * stall_days``); the slope inside the window is then fitted through that
-    anchor. Anchoring uses all earlier scenes, so a stall is told from slow progress sooner than
-    by comparing two noisy levels.
+    Observed progress: the level at the window's start is anchored on the history before it (a
+    weighted linear fit over the preceding ``2 * stall_days``); the slope inside the window is then
+    fitted through that anchor. Anchoring uses all earlier scenes, so a stall is told from slow
+    progress sooner than by comparing two noisy levels.
+
+    Expected progress: the visible plan followed from where the site stood at the window's start
+    (:func:`plan_position`) at the pace it kept until then. A late site going through a pause of
+    its plan, or through work imagery cannot see yet, is slow, not stalled; a site that stopped
+    where the plan expects slabs or roofs to appear is stalled.
     """
     start = as_of - timedelta(days=opts.stall_days)
     if not curve.days or curve.days[0] > start - timedelta(days=opts.stall_days // 2):
@@ -374,36 +638,32 @@ def _stalled(plan: Plan, curve: FittedCurve, as_of: date, opts: CurveOptions) ->
     xs, ys, ws = x[win], y[win] - level0, w[win]
     slope = float(np.sum(ws * xs * ys) / np.sum(ws * xs * xs))
     progressed = slope * opts.stall_days
-    # The plan expects progress when its own curve rises over the window, or when it has ended
-    # with the site unfinished. Being behind during a pause of the plan (between earthworks and
-    # the buildings, say) is slip, not a stall.
-    planned_rise = visible_planned_percent(plan, as_of) - visible_planned_percent(plan, start)
-    expected = planned_rise if as_of <= plan.end else max(planned_rise, 100.0 - level0)
+    before = [k for k, d in enumerate(curve.days) if d <= start]
+    history = FittedCurve(
+        tuple(curve.days[k] for k in before),
+        tuple(curve.fitted[k] for k in before),
+        tuple(curve.sigma[k] for k in before),
+        (),
+        tuple(curve.obs[k] for k in before),
+    )
+    pos = plan_position(table, history, start, opts)
+    if pos is None:
+        return False
+    here = float(np.interp(pos.index, np.arange(len(table.visible)), table.visible))
+    ahead = min(pos.index + pos.pace * opts.stall_days, len(table.visible) - 1)
+    expected = float(np.interp(ahead, np.arange(len(table.visible)), table.visible)) - here
+    if start > table.day(len(table.visible) - 1):
+        # The plan has ended with the site unfinished: it expects the rest.
+        expected = max(expected, 100.0 - level0)
     return expected >= opts.stall_planned_pp and progressed < opts.stall_min_pp
 
 
-#: Share of a building's schedule on a cleared pad that shows nothing from space (set-up,
-#: excavation, formwork) before slabs appear.
-INVISIBLE_START = 0.15
-
-
 def visible_planned_percent(plan: Plan, on: date) -> float:
-    """The plan's percent complete as imagery can see it.
-
-    The same as :meth:`Plan.planned_percent` except that a building on a cleared pad shows no
-    change during the first ``INVISIBLE_START`` of its schedule. Used to decide whether the plan
-    expects *visible* progress, so that stretch is not mistaken for a stall.
-    """
-    if plan.milestones:
-        return plan.planned_percent(on)
-    total = sum(p.weight for p in plan.phases) or 1.0
-    acc = 0.0
-    for k, phase in enumerate(plan.phases):
-        f = phase.planned_fraction(on)
-        if builds_on_pad(plan, k):
-            f = max(0.0, (f - INVISIBLE_START) / (1.0 - INVISIBLE_START))
-        acc += phase.weight * f
-    return 100.0 * acc / total
+    """The plan's percent complete as imagery can see it (see :class:`PlanCurves`)."""
+    table = PlanCurves.of(plan)
+    if on <= table.origin:
+        return 0.0
+    return float(table.visible[table.index(on)])
 
 
 def _weighted_line(x: FloatArray, y: FloatArray, w: FloatArray) -> Callable[[float], float]:
