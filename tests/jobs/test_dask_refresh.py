@@ -141,9 +141,13 @@ def test_submit_refresh_runs_on_the_dask_cluster(sim_archive, sim_sites, scene_c
     engine = store.connect(url)
     store.upgrade(engine)
     store_book(engine)
-    settings = Settings(data_dir=tmp_path, database_url=url, archive_dir=sim_archive, checkpoint="")
+    # the address comes from the settings (SITEWATCH_DASK_ADDRESS), as the API's refresh endpoint passes none
+    settings = Settings(
+        data_dir=tmp_path, database_url=url, archive_dir=sim_archive, checkpoint="",
+        dask_address=cluster.scheduler_address,
+    )  # fmt: skip
     site = sim_sites[0].id
-    job_id = submit_refresh(engine, settings, site, as_of=TEST_AS_OF, dask_address=cluster.scheduler_address)
+    job_id = submit_refresh(engine, settings, site, as_of=TEST_AS_OF)
     deadline = time.monotonic() + 120
     while get_job(engine, job_id).status in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.2)
