@@ -417,13 +417,15 @@ def run_portfolio_stage(
     status, reason = "ok", ""
     try:
         t0 = time.perf_counter()
-        sites = repo.list_sites(engine)
+        portfolio = repo.load_portfolio(engine)  # once: features, inputs and notifications all use it
         start = as_of - timedelta(days=feature_days)
-        activity = {s.id: site_daily_features(engine, s.id, start, as_of) for s in sites}
+        activity = {s.id: site_daily_features(engine, s.id, start, as_of) for s in portfolio.sites}
         t1 = time.perf_counter()
         stages["features"] = t1 - t0
         progress = progress_repo.latest_summaries(engine)
-        scored = score_portfolio(engine, as_of=as_of, progress=progress, activity=activity, notifier=notifier)
+        scored = score_portfolio(
+            engine, as_of=as_of, progress=progress, activity=activity, notifier=notifier, portfolio=portfolio
+        )
         stages["score"] = time.perf_counter() - t1
         failed = [o for o in scored if o.status != "ok"]
         counts = {
