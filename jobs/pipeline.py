@@ -32,8 +32,8 @@ from sqlalchemy import Engine
 import store
 from aoi.errors import SiteNotFoundError
 from imagery.cache import SceneCache
-from imagery.providers import make_provider
 from imagery.providers.base import SceneProvider
+from jobs.context import provider_from
 from jobs.executors import Executor, InProcessExecutor
 from jobs.iot import site_daily_features
 from jobs.locks import DEFAULT_LOCK_TTL, SiteLock
@@ -178,9 +178,9 @@ def engine_for(database_url: str) -> Engine:
     return store.connect(database_url)
 
 
-@functools.lru_cache(maxsize=4)
-def _provider_for(spec: RefreshSpec) -> SceneProvider:
-    return make_provider(
+def provider_for(spec: RefreshSpec) -> SceneProvider:
+    """This process's provider for a spec (the provider fields decide; built once)."""
+    return provider_from(
         spec.provider,
         archive_dir=spec.archive_dir,
         stac_url=spec.stac_url,
@@ -189,11 +189,6 @@ def _provider_for(spec: RefreshSpec) -> SceneProvider:
         sentinelhub_client_secret=spec.sentinelhub_client_secret,
         sentinelhub_base_url=spec.sentinelhub_base_url,
     )
-
-
-def provider_for(spec: RefreshSpec) -> SceneProvider:
-    """This process's provider for a spec (the provider fields decide; built once)."""
-    return _provider_for(replace(spec, as_of=date(1970, 1, 1), incremental=True, database_url=""))
 
 
 @functools.lru_cache(maxsize=4)

@@ -83,3 +83,13 @@ def test_refresh_due_follows_the_cadence_in_the_settings(tmp_path, monkeypatch, 
     monkeypatch.setenv("SITEWATCH_REFRESH_CADENCE_DAYS", "5")
     assert run(argv) == 0
     assert json.loads(capsys.readouterr().out)["sites"] == 0, "five days: none due again"
+
+
+def test_workers_and_front_doors_share_one_provider_per_configuration(tmp_path):
+    from jobs.context import open_provider
+    from jobs.pipeline import provider_for
+
+    settings = Settings(data_dir=tmp_path)
+    provider = open_provider(settings)
+    assert provider_for(RefreshSpec.from_settings(settings, as_of=TEST_AS_OF)) is provider
+    assert open_provider(Settings(data_dir=tmp_path / "other")) is not provider
