@@ -159,7 +159,9 @@ class ProcessPoolRunner:
             futures = {pool.submit(_run_reporting_start, fn, k, *items[k]): k for k in todo}
             todo = []
             lost: list[tuple[int, BaseException]] = []
+            started: set[int] = set()
             for fut in as_completed(futures):
+                started |= self._drain_started()  # read as we go: a full pipe would block the workers
                 if should_stop() and not stopped:
                     stopped = True
                     for other in futures:
@@ -175,7 +177,7 @@ class ProcessPoolRunner:
                     yield on_error(items[k], exc)
             if not lost:
                 continue
-            started = self._drain_started()
+            started |= self._drain_started()
             self._drop_pool(wait=False)
             for k, why in lost:
                 losses[k] += k in started

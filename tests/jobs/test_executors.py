@@ -53,3 +53,25 @@ def test_a_task_that_kills_its_worker_every_time_is_reported_after_one_resubmit(
     assert len(errors) == 1
     assert isinstance(errors[0], BrokenProcessPool)
     assert counter.read_text() == "xx", "run twice: once, then once more on a fresh pool"
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_a_long_batch_does_not_fill_the_start_reports_and_hang(tmp_path):
+    import threading
+
+    # each task start writes ~11 bytes to a pipe of 64 KiB: 10 000 tasks need the parent to read as it goes
+    runner = ProcessPoolRunner(2)
+    out: list[int] = []
+    items = [(k,) for k in range(10_000)]
+    worker = threading.Thread(target=lambda: out.extend(runner.map_unordered(_square, items, on_error=lambda *_: -1)))
+    try:
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the batch hung"
+    finally:
+        if not worker.is_alive():
+            runner.close()
+    assert sorted(out) == [k * k for k in range(10_000)]
