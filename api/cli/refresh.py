@@ -42,7 +42,11 @@ scenes_app = typer.Typer(help="Scenes rejected after repeated read failures.", n
 app.add_typer(scenes_app, name="scenes")
 
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", help="inprocess, processes or dask (implied by --dask-address)")
+    str | None,
+    typer.Option(
+        "--executor",
+        help="inprocess, processes or dask (default: dask when a Dask address is given or set, else inprocess)",
+    ),
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes of the processes executor")]
 DaskOpt = Annotated[
@@ -59,10 +63,12 @@ JitterOpt = Annotated[
 ]
 
 
-def _executor(settings: Settings, kind: str, workers: int | None, dask_address: str | None) -> Executor:
-    """The executor asked for; a Dask address (option, else settings) means Dask unless a kind was named."""
-    address = dask_address or (settings.dask_address if kind == "inprocess" else None)
-    return make_executor("dask" if address else kind, workers=workers, dask_address=address)
+def _executor(settings: Settings, kind: str | None, workers: int | None, dask_address: str | None) -> Executor:
+    """The executor asked for; without a kind, Dask when there is an address (option, else settings)."""
+    address = dask_address or settings.dask_address
+    if kind is None:
+        kind = "dask" if address else "inprocess"
+    return make_executor(kind, workers=workers, dask_address=address)
 
 
 def _cadence(settings: Settings, cadence_days: float | None, jitter: float | None) -> Cadence:
@@ -151,7 +157,7 @@ def refresh_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, no progress bar")] = False,
     as_of: Annotated[str | None, typer.Option(help="Day to compute for, YYYY-MM-DD (default: today, UTC)")] = None,
     full: Annotated[bool, typer.Option("--full", help="Recompute even when no scene is new")] = False,
-    executor: ExecutorOpt = "inprocess",
+    executor: ExecutorOpt = None,
     workers: WorkersOpt = None,
     dask_address: DaskOpt = None,
     cadence_days: CadenceOpt = None,
@@ -229,7 +235,7 @@ def jobs_command(
 @app.command("scheduler")
 def scheduler_command(
     ctx: typer.Context,
-    executor: ExecutorOpt = "inprocess",
+    executor: ExecutorOpt = None,
     workers: WorkersOpt = None,
     dask_address: DaskOpt = None,
     cadence_days: CadenceOpt = None,

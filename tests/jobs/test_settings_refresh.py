@@ -33,10 +33,12 @@ def test_refresh_settings_are_read_from_the_environment(monkeypatch, tmp_path):
     spec = RefreshSpec.from_settings(settings, as_of=TEST_AS_OF)
     assert (spec.lock_ttl_s, spec.queued_timeout_s, spec.max_read_attempts) == (90.0, 600.0, 5)
     assert spec.stale_policy.lease == timedelta(seconds=90)
-    runner = _executor(settings, "inprocess", None, None)
+    runner = _executor(settings, None, None, None)
     assert isinstance(runner, DaskRunner)
     assert runner.address == "tcp://10.0.0.5:8786", "no --dask-address: the settings' one"
+    assert _executor(settings, None, None, "tcp://10.0.0.6:8786").address == "tcp://10.0.0.6:8786"
     assert isinstance(_executor(settings, "processes", 2, None), ProcessPoolRunner), "a named executor wins"
+    assert isinstance(_executor(settings, "inprocess", None, None), InProcessExecutor)
     assert _cadence(settings, 1.0, None) == Cadence(timedelta(days=1), 0.25), "options override one field each"
 
 
@@ -59,7 +61,7 @@ def test_bad_refresh_settings_are_refused_naming_the_field(monkeypatch, tmp_path
 
 
 def test_no_dask_address_means_this_machine(tmp_path):
-    assert isinstance(_executor(Settings(data_dir=tmp_path), "inprocess", None, None), InProcessExecutor)
+    assert isinstance(_executor(Settings(data_dir=tmp_path), None, None, None), InProcessExecutor)
 
 
 def test_refresh_due_follows_the_cadence_in_the_settings(tmp_path, monkeypatch, capsys):
