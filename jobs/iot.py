@@ -1,4 +1,4 @@
-"""Site feeds wired to the database: MQTT listener, HTTP and CSV ingestion, simulation, features.
+"""Site feeds wired to the database: MQTT listener, HTTP and CSV ingestion, features (simulated feeds: jobs.demo).
 
 Every path goes through :func:`ingest_items`: validate each raw item (``iot.readings``), then
 store the valid readings and the dead letters of the rest in one transaction
