@@ -13,7 +13,6 @@ from datetime import date
 from typing import Any, TypeAlias
 
 from shapely.geometry import MultiPolygon, Polygon
-from shapely.ops import unary_union
 
 from aoi.errors import SiteNotFoundError
 
@@ -76,15 +75,6 @@ class Plan:
     def end(self) -> date:
         """Last planned day of any phase."""
         return max(p.end for p in self.phases)
-
-    @property
-    def footprint_wgs84(self) -> Footprint:
-        """Union of all phases' footprints."""
-        merged = unary_union([p.footprint_wgs84 for p in self.phases])
-        if isinstance(merged, Polygon | MultiPolygon):
-            return merged
-        polys = [g for g in getattr(merged, "geoms", []) if isinstance(g, Polygon)]
-        return MultiPolygon(polys)
 
     def planned_percent(self, on: date) -> float:
         """Planned percent complete (0-100) at the end of ``on``."""

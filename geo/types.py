@@ -4,6 +4,3 @@ from typing import TypeAlias
 
 #: (minx, miny, maxx, maxy) in the CRS stated by the caller.
 BBox: TypeAlias = tuple[float, float, float, float]
-
-#: Pixel size in metres.
-Resolution: TypeAlias = float

@@ -128,11 +128,6 @@ def kind_for(name: str) -> Kind:
         raise UnknownKindError(name) from None
 
 
-def registered_kinds() -> dict[str, Kind]:
-    """A copy of the registry, by name."""
-    return dict(_REGISTRY)
-
-
 # The built-in kinds. Ranges are per reading: a runtime or energy reading covers one
 # reporting interval of at most a day.
 EQUIPMENT_RUNTIME_H = register_kind(

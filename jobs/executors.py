@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, Protocol, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -76,25 +77,67 @@ class InProcessExecutor:
         """Nothing to release."""
 
 
+#: In a pool worker: where it says which task it starts (set by the pool's initializer).
+_started: Any = None
+
+
+def _init_worker(started: Any) -> None:
+    global _started
+    _started = started
+
+
+def _run_reporting_start(fn: Callable[..., R], index: int, *args: Any) -> R:
+    """Say "task ``index`` started" to the parent, then run it (in a pool worker)."""
+    _started.put(index)
+    return fn(*args)
+
+
 class ProcessPoolRunner:
     """A pool of local worker processes (spawned, so no state leaks in from the parent).
 
+    A worker that dies (killed, out of memory, a crash in native code) breaks the whole pool:
+    every task still in it fails with ``BrokenProcessPool``. They run again on a fresh pool, as
+    Dask reschedules the tasks of a lost worker. A task that had started when its pool broke may
+    run ``resubmits`` more times before it is reported through ``on_error``; one that had not
+    started yet costs nothing. Site jobs are idempotent per job id, so a resubmitted site
+    finishes its own record, with its attempts counted there.
+
     Args:
         max_workers: Worker processes (default: the CPU count).
+        resubmits: Times a task that was running when its pool broke is submitted again.
     """
 
     name = "processes"
     in_process = False
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, *, resubmits: int = 1) -> None:
         self.max_workers = max_workers
+        self.resubmits = resubmits
         self._pool: ProcessPoolExecutor | None = None
+        self._started: Any = None
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.max_workers, mp_context=ctx)
+            self._started = ctx.SimpleQueue()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.max_workers, mp_context=ctx, initializer=_init_worker, initargs=(self._started,)
+            )
         return self._pool
+
+    def _drain_started(self) -> set[int]:
+        started: set[int] = set()
+        while self._started is not None and not self._started.empty():
+            started.add(int(self._started.get()))
+        return started
+
+    def _drop_pool(self, *, wait: bool) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+        if self._started is not None:
+            self._started.close()
+            self._started = None
 
     def map_unordered(
         self,
@@ -104,25 +147,49 @@ class ProcessPoolRunner:
         on_error: Callable[[tuple[Any, ...], BaseException], R],
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[R]:
-        """Submit every item, yield results as they complete; pending items are cancelled on stop."""
-        pool = self._get_pool()
-        futures: dict[Future[R], tuple[Any, ...]] = {pool.submit(fn, *item): item for item in items}
-        for fut in as_completed(futures):
-            if should_stop():
-                for other in futures:
-                    other.cancel()
-            if fut.cancelled():
+        """Submit every item, yield results as they complete; pending items are cancelled on stop.
+
+        Items lost with a dead worker run again on a fresh pool (see the class docstring).
+        """
+        losses = [0] * len(items)
+        todo = list(range(len(items)))
+        stopped = False
+        while todo and not stopped:
+            pool = self._get_pool()
+            futures = {pool.submit(_run_reporting_start, fn, k, *items[k]): k for k in todo}
+            todo = []
+            lost: list[tuple[int, BaseException]] = []
+            started: set[int] = set()
+            for fut in as_completed(futures):
+                started |= self._drain_started()  # read as we go: a full pipe would block the workers
+                if should_stop() and not stopped:
+                    stopped = True
+                    for other in futures:
+                        other.cancel()
+                if fut.cancelled():
+                    continue
+                k = futures[fut]
+                try:
+                    yield fut.result()
+                except BrokenProcessPool as exc:  # its worker died, or another one did and took the pool with it
+                    lost.append((k, exc))
+                except Exception as exc:
+                    yield on_error(items[k], exc)
+            if not lost:
                 continue
-            try:
-                yield fut.result()
-            except Exception as exc:  # a dead worker breaks the pool: each of its items is reported
-                yield on_error(futures[fut], exc)
+            started |= self._drain_started()
+            self._drop_pool(wait=False)
+            for k, why in lost:
+                losses[k] += k in started
+                if stopped or losses[k] > self.resubmits:
+                    yield on_error(items[k], why)
+                else:
+                    todo.append(k)
+            logger.warning("a worker process died: %d task(s) resubmitted to a fresh pool", len(todo))
 
     def close(self) -> None:
         """Shut the pool down."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._drop_pool(wait=True)
 
 
 class DaskRunner:

@@ -1,4 +1,4 @@
-"""Site feeds wired to the database: MQTT listener, HTTP and CSV ingestion, simulation, features.
+"""Site feeds wired to the database: MQTT listener, HTTP and CSV ingestion, features (simulated feeds: jobs.demo).
 
 Every path goes through :func:`ingest_items`: validate each raw item (``iot.readings``), then
 store the valid readings and the dead letters of the rest in one transaction
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,11 +22,9 @@ from typing import Any, Literal, overload
 
 from sqlalchemy import Engine
 
-from aoi.demo import fate_curve
-from aoi.model import Site
 from iot.errors import BatchTooLargeError, CsvInvalidError
 from iot.features import SiteDayFeatures, daily_features
-from iot.mqtt import BrokerAddress, Message, MqttSubscriber, SubscriberStats, publish_all
+from iot.mqtt import BrokerAddress, Message, MqttSubscriber, SubscriberStats
 from iot.readings import (
     TOPIC_ROOT,
     Parsed,
@@ -41,9 +37,7 @@ from iot.readings import (
     raw_text,
     reading_payload,
     subscription_for,
-    topic_for,
 )
-from iot.simulate import simulated_readings
 from store import readings as readings_store
 from store.readings import ReadingsRefusedError, ReadingStatus
 
@@ -475,63 +469,6 @@ def import_csv(engine: Engine, path: Path, *, batch_size: int = MAX_BATCH) -> In
         summary.rejected,
     )
     return summary
-
-
-# ---------------------------------------------------------------- simulation
-
-
-def _simulated(sites: Iterable[Site], start: date, end: date, seed: int) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for site in sites:
-        curve = fate_curve(site)
-        if curve is None:
-            logger.info("site %s has no fate: no simulated sensors", site.id, extra={"site_id": site.id})
-            continue
-        for r in simulated_readings(site, curve, start, end, seed=seed):
-            yield r.site_id, r.sensor_id, r.payload
-
-
-def load_simulated_readings(
-    engine: Engine, sites: Iterable[Site], start: date, end: date, seed: int = 0
-) -> IngestSummary:
-    """Store the simulated sensor readings of demo sites through the ingestion path (no broker).
-
-    Deterministic by ``seed``; loading twice stores nothing new. The sites must be stored.
-    """
-    summary = IngestSummary()
-    directory = SiteDirectory(engine)
-    chunk: list[dict[str, Any]] = []
-    for _site, _sensor, payload in _simulated(sites, start, end, seed):
-        chunk.append(payload)
-        if len(chunk) >= MAX_BATCH:
-            summary.add(ingest_items(engine, chunk, source="sim", sites=directory))
-            chunk = []
-    if chunk:
-        summary.add(ingest_items(engine, chunk, source="sim", sites=directory))
-    logger.info("simulated readings: %s stored, %s already there", summary.accepted, summary.duplicate)
-    return summary
-
-
-def publish_simulated_readings(
-    mqtt_url: str,
-    sites: Iterable[Site],
-    start: date,
-    end: date,
-    seed: int = 0,
-    *,
-    root: str = TOPIC_ROOT,
-) -> int:
-    """Publish the simulated readings of demo sites, one QoS 1 message each; returns how many.
-
-    Raises:
-        BrokerUnavailableError: The broker cannot be reached or did not acknowledge them all.
-    """
-    messages = (
-        (topic_for(site_id, sensor_id, root=root), json.dumps(payload, separators=(",", ":")))
-        for site_id, sensor_id, payload in _simulated(sites, start, end, seed)
-    )
-    n = publish_all(BrokerAddress.parse(mqtt_url), messages, client_id=f"sitewatch-sim-{uuid.uuid4().hex[:8]}")
-    logger.info("published %s simulated readings to %s", n, mqtt_url)
-    return n
 
 
 # ---------------------------------------------------------------- features

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,16 +32,17 @@ from sqlalchemy import Engine
 import store
 from aoi.errors import SiteNotFoundError
 from imagery.cache import SceneCache
-from imagery.providers import make_provider
 from imagery.providers.base import SceneProvider
+from jobs.context import provider_from
 from jobs.executors import Executor, InProcessExecutor
 from jobs.iot import site_daily_features
 from jobs.locks import DEFAULT_LOCK_TTL, SiteLock
 from jobs.notify import Notifier
 from jobs.progress import make_estimator
-from jobs.refresh import RefreshOutcome, refresh_site
+from jobs.refresh import DEFAULT_MAX_READ_ATTEMPTS, RefreshOutcome, refresh_site
 from jobs.risk import score_portfolio
 from jobs.settings import Settings
+from jobs.stale import DEFAULT_QUEUED_TIMEOUT, StalePolicy, abandon_stale_jobs
 from models.estimate import SceneEstimator
 from store import jobs_repo, progress_repo, repo
 from store.jobs_repo import JobRecord
@@ -53,6 +54,8 @@ TRIGGERS: tuple[str, ...] = ("schedule", "manual", "api")
 
 #: Days of sensor history the portfolio stage turns into daily activity features.
 FEATURE_DAYS = 60
+#: The reason of a run skipped because another run of its site holds the lock (it refreshed nothing).
+LOCKED = "locked: another refresh of this site is running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,9 @@ class RefreshSpec:
         incremental: Skip sites with no new scenes (False recomputes everything).
         retries: Provider retries after a transient error.
         backoff_s: First retry delay, seconds.
-        lock_ttl_s: Life of a lock row without renewal, seconds.
+        lock_ttl_s: Life of a lock row without renewal, seconds (``SITEWATCH_JOB_LEASE_S``).
+        queued_timeout_s: A run queued this long is abandoned, seconds.
+        max_read_attempts: Refreshes that fail to read a scene before it is rejected.
     """
 
     database_url: str
@@ -96,6 +101,8 @@ class RefreshSpec:
     retries: int = 2
     backoff_s: float = 0.5
     lock_ttl_s: float = DEFAULT_LOCK_TTL.total_seconds()
+    queued_timeout_s: float = DEFAULT_QUEUED_TIMEOUT.total_seconds()
+    max_read_attempts: int = DEFAULT_MAX_READ_ATTEMPTS
 
     @classmethod
     def from_settings(
@@ -117,7 +124,15 @@ class RefreshSpec:
             torch_threads=settings.torch_threads,
             max_cloud_pct=settings.max_cloud_pct,
             incremental=incremental,
+            lock_ttl_s=settings.job_lease_s,
+            queued_timeout_s=settings.job_queued_timeout_s,
+            max_read_attempts=settings.scene_max_read_attempts,
         )
+
+    @property
+    def stale_policy(self) -> StalePolicy:
+        """When runs of this deployment count as dead (:mod:`jobs.stale`)."""
+        return StalePolicy(timedelta(seconds=self.lock_ttl_s), timedelta(seconds=self.queued_timeout_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +178,9 @@ def engine_for(database_url: str) -> Engine:
     return store.connect(database_url)
 
 
-@functools.lru_cache(maxsize=4)
-def _provider_for(spec: RefreshSpec) -> SceneProvider:
-    return make_provider(
+def provider_for(spec: RefreshSpec) -> SceneProvider:
+    """This process's provider for a spec (the provider fields decide; built once)."""
+    return provider_from(
         spec.provider,
         archive_dir=spec.archive_dir,
         stac_url=spec.stac_url,
@@ -174,11 +189,6 @@ def _provider_for(spec: RefreshSpec) -> SceneProvider:
         sentinelhub_client_secret=spec.sentinelhub_client_secret,
         sentinelhub_base_url=spec.sentinelhub_base_url,
     )
-
-
-def provider_for(spec: RefreshSpec) -> SceneProvider:
-    """This process's provider for a spec (the provider fields decide; built once)."""
-    return _provider_for(replace(spec, as_of=date(1970, 1, 1), incremental=True, database_url=""))
 
 
 @functools.lru_cache(maxsize=4)
@@ -197,6 +207,9 @@ def run_site_job(spec: RefreshSpec, site_id: str, job_id: str, *, engine: Engine
     Idempotent per job id: a rerun of an unfinished job (its worker was lost mid-site) takes its
     own lock again, bumps the record's attempt count and finishes the same record; a rerun of a
     finished one (its result was lost with its worker) returns the recorded outcome.
+
+    The lock is taken before the record says "running" and released after it says how the run
+    ended, so a "running" record whose lock is free has lost its process (:mod:`jobs.stale`).
     """
     engine = engine or engine_for(spec.database_url)
     t0 = time.perf_counter()
@@ -208,35 +221,44 @@ def run_site_job(spec: RefreshSpec, site_id: str, job_id: str, *, engine: Engine
         # Dask reruns a finished task whose result died with its worker: the record already says it all
         logger.info("job %s already %s", job_id, done.status, extra={"site_id": site_id, "job_id": job_id})
         return outcome_from_record(done)
+    lock = SiteLock(engine, site_id, owner=job_id, ttl=timedelta(seconds=spec.lock_ttl_s))
+    outcome: RefreshOutcome | None = None
     try:
-        attempt = jobs_repo.start_job(engine, job_id, owner=process_owner())
+        if not lock.acquire():
+            outcome = RefreshOutcome(site_id, "skipped", LOCKED, job_id=job_id)
+    except Exception as exc:  # the database itself may be failing; the record says so below if it can
+        logger.exception("could not take the site lock", extra={"site_id": site_id, "job_id": job_id})
+        outcome = RefreshOutcome(site_id, "failed", f"{type(exc).__name__}: {exc}", job_id=job_id)
+    try:
+        attempt = _start(engine, spec, site_id, job_id)
+        if outcome is None:
+            try:
+                outcome = _refresh_locked(engine, spec, site_id, job_id, lock)
+            except Exception as exc:  # the record must say what happened, whatever it was
+                logger.exception("refresh crashed", extra={"site_id": site_id, "job_id": job_id})
+                outcome = RefreshOutcome(
+                    site_id, "failed", f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0, job_id=job_id
+                )
+        counts = {**outcome.counts, "attempt": attempt}
+        jobs_repo.finish_job(
+            engine, job_id, status=outcome.status, reason=outcome.reason, stage_seconds=outcome.stage_seconds,
+            counts=counts,
+        )  # fmt: skip
+    finally:
+        lock.release()
+    logger.info("job %s: %s", job_id, outcome.label, extra={"site_id": site_id, "job_id": job_id})
+    return replace(outcome, counts=counts)
+
+
+def _start(engine: Engine, spec: RefreshSpec, site_id: str, job_id: str) -> int:
+    """Mark the run started (creating its record when nobody queued it); its attempt number."""
+    try:
+        return jobs_repo.start_job(engine, job_id, owner=process_owner())
     except jobs_repo.JobNotFoundError:
         jobs_repo.create_jobs(
             engine, [(job_id, site_id)], batch_id=job_id, trigger="manual", as_of=spec.as_of, executor="inprocess"
         )
-        attempt = jobs_repo.start_job(engine, job_id, owner=process_owner())
-    lock = SiteLock(engine, site_id, owner=job_id, ttl=timedelta(seconds=spec.lock_ttl_s))
-    try:
-        if not lock.acquire():
-            outcome = RefreshOutcome(
-                site_id, "skipped", "locked: another refresh of this site is running", job_id=job_id
-            )
-        else:
-            try:
-                outcome = _refresh_locked(engine, spec, site_id, job_id, lock)
-            finally:
-                lock.release()
-    except Exception as exc:  # the record must say what happened, whatever it was
-        logger.exception("refresh crashed", extra={"site_id": site_id, "job_id": job_id})
-        outcome = RefreshOutcome(
-            site_id, "failed", f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0, job_id=job_id
-        )
-    counts = {**outcome.counts, "attempt": attempt}
-    jobs_repo.finish_job(
-        engine, job_id, status=outcome.status, reason=outcome.reason, stage_seconds=outcome.stage_seconds, counts=counts
-    )
-    logger.info("job %s: %s", job_id, outcome.label, extra={"site_id": site_id, "job_id": job_id})
-    return replace(outcome, counts=counts)
+        return jobs_repo.start_job(engine, job_id, owner=process_owner())
 
 
 def outcome_from_record(record: JobRecord) -> RefreshOutcome:
@@ -275,6 +297,7 @@ def _refresh_locked(engine: Engine, spec: RefreshSpec, site_id: str, job_id: str
         cache=SceneCache(Path(spec.cache_dir)) if spec.cache_dir else None,
         max_cloud_pct=spec.max_cloud_pct,
         incremental=spec.incremental,
+        max_read_attempts=spec.max_read_attempts,
         retries=spec.retries,
         backoff_s=spec.backoff_s,
         job_id=job_id,
@@ -301,6 +324,8 @@ def run_refresh(
 ) -> BatchResult:
     """Refresh sites on an executor, then (when something changed) score the portfolio.
 
+    First, runs left queued or running by a dead process are marked abandoned (:mod:`jobs.stale`).
+
     Args:
         engine: The database (the caller's; in-process tasks share it, other workers open their own).
         spec: What every worker needs, as plain values.
@@ -321,6 +346,7 @@ def run_refresh(
         raise ValueError(f"unknown trigger {trigger!r}; expected one of {', '.join(TRIGGERS)}")
     executor = executor or InProcessExecutor()
     batch_id = batch_id or new_id()
+    abandon_stale_jobs(engine, spec.stale_policy, now=now)
     jobs = [(new_id(), site_id) for site_id in site_ids]
     jobs_repo.create_jobs(
         engine, jobs, batch_id=batch_id, trigger=trigger, as_of=spec.as_of, executor=executor.name, now=now
@@ -386,13 +412,15 @@ def run_portfolio_stage(
     status, reason = "ok", ""
     try:
         t0 = time.perf_counter()
-        sites = repo.list_sites(engine)
+        portfolio = repo.load_portfolio(engine)  # once: features, inputs and notifications all use it
         start = as_of - timedelta(days=feature_days)
-        activity = {s.id: site_daily_features(engine, s.id, start, as_of) for s in sites}
+        activity = {s.id: site_daily_features(engine, s.id, start, as_of) for s in portfolio.sites}
         t1 = time.perf_counter()
         stages["features"] = t1 - t0
         progress = progress_repo.latest_summaries(engine)
-        scored = score_portfolio(engine, as_of=as_of, progress=progress, activity=activity, notifier=notifier)
+        scored = score_portfolio(
+            engine, as_of=as_of, progress=progress, activity=activity, notifier=notifier, portfolio=portfolio
+        )
         stages["score"] = time.perf_counter() - t1
         failed = [o for o in scored if o.status != "ok"]
         counts = {
@@ -427,8 +455,9 @@ def submit_refresh(
 ) -> str:
     """Queue a refresh of one site and return its job id at once; poll it with :func:`get_job`.
 
-    The job runs on the Dask cluster at ``dask_address`` when given (fire and forget), else on
-    a background thread of this process. Its portfolio stage is left to the next batch.
+    The job runs on the Dask cluster at ``dask_address`` (default ``settings.dask_address``) when
+    there is one (fire and forget), else on a background thread of this process. Its portfolio
+    stage is left to the next batch.
 
     Args:
         engine: The database.
@@ -436,7 +465,7 @@ def submit_refresh(
         site_id: The site.
         trigger: Recorded on the job ("api" by default).
         as_of: Day to compute for (default: today, UTC).
-        dask_address: Scheduler address, e.g. ``tcp://10.0.0.5:8786``.
+        dask_address: Scheduler address, e.g. ``tcp://10.0.0.5:8786`` (default: ``SITEWATCH_DASK_ADDRESS``).
         wait: Run in the calling thread and return once finished (tests, the CLI).
 
     Raises:
@@ -446,6 +475,7 @@ def submit_refresh(
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}; expected one of {', '.join(TRIGGERS)}")
     repo.get_site(engine, site_id)
+    dask_address = dask_address or settings.dask_address
     day = as_of or datetime.now(UTC).date()
     spec = RefreshSpec.from_settings(settings, as_of=day, database_url=engine.url.render_as_string(hide_password=False))
     job_id = new_id()
@@ -484,9 +514,3 @@ def wait_for_background(timeout_s: float | None = None) -> None:
     """Join the refresh threads :func:`submit_refresh` started (tests, clean shutdown)."""
     for thread in list(_background):
         thread.join(timeout_s)
-
-
-def iter_site_ids(engine: Engine, *, region: str | None = None) -> Iterator[str]:
-    """Every site id in the portfolio (optionally one region), in id order."""
-    for site in repo.list_sites(engine, region=region):
-        yield site.id

@@ -11,15 +11,19 @@ One outcome per site, never an exception for one site. The stages and what each 
   killed mid-refresh leaves the previous figures or the new ones, never half of them.
 
 Provider errors that may pass (timeouts, 5xx, a file briefly missing) are retried with
-exponential backoff by :class:`RetryingProvider`; what still fails is recorded.
+exponential backoff by :class:`RetryingProvider`; what still fails is recorded. A scene that
+could not be read is tried again by the next refresh, since the error may pass; after
+``max_read_attempts`` refreshes that all failed to read it, its record is marked rejected
+(:data:`REASON_REJECTED`, with the last error), and no refresh reads it again until an operator
+clears it (:func:`clear_rejected_scene`, ``sitewatch scenes clear``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -27,12 +31,13 @@ import xarray as xr
 from sqlalchemy import Engine
 
 from aoi.model import Site
+from aoi.records import SceneRecord
 from geo import BBox, Grid
 from imagery.cache import SceneCache
 from imagery.cube import REASON_READ_ERROR
 from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavailableError
 from imagery.providers.base import SceneProvider, SceneRef
-from jobs.progress import BASELINE_DAYS, compute_site_progress, site_grid
+from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, site_grid
 from models.errors import ModelError
 from models.estimate import SceneEstimator
 from store import progress_repo, repo
@@ -51,6 +56,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 #: The reason of a site skipped because nothing new was found.
 NO_NEW_SCENES = "no new scenes"
+#: Reason prefix of a scene given up on after repeated read failures (kept until an operator clears it).
+REASON_REJECTED = "rejected"
+#: Refreshes that fail to read a scene before it is rejected (``SITEWATCH_SCENE_MAX_READ_ATTEMPTS``).
+DEFAULT_MAX_READ_ATTEMPTS = 3
+#: ``SceneRecord.meta`` key: how many refreshes in a row failed to read the scene.
+READ_ATTEMPTS = "read_attempts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +150,60 @@ class RetryingProvider:
         return self._call(f"read {scene.scene_id}", lambda: self.inner.read(scene, grid, bands))
 
 
+class SceneFilteringProvider:
+    """A provider whose searches leave out some scenes (rejected ones: they are not read again).
+
+    Args:
+        inner: The provider to wrap.
+        excluded: Scene ids left out of every search.
+    """
+
+    def __init__(self, inner: SceneProvider, excluded: frozenset[str]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.excluded = excluded
+
+    def search(self, bbox_wgs84: BBox, start: date | datetime, end: date | datetime) -> list[SceneRef]:
+        """:meth:`SceneProvider.search`, less the excluded scenes."""
+        return [s for s in self.inner.search(bbox_wgs84, start, end) if s.scene_id not in self.excluded]
+
+    def read(self, scene: SceneRef, grid: Grid, bands: Sequence[str]) -> xr.DataArray:
+        """:meth:`SceneProvider.read`, unchanged."""
+        return self.inner.read(scene, grid, bands)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneHistory:
+    """What the stored scene records of a site say about its scenes from one provider."""
+
+    #: Scenes processed: recorded, and not waiting for another read attempt.
+    seen: frozenset[str] = frozenset()
+    #: Per scene that failed to read last time, how many refreshes in a row have failed to read it.
+    read_failures: Mapping[str, int] = field(default_factory=dict)
+    #: Records of scenes rejected after repeated read failures: not read again until an operator clears them.
+    rejected: tuple[SceneRecord, ...] = ()
+
+    @property
+    def rejected_ids(self) -> frozenset[str]:
+        """Ids of the rejected scenes."""
+        return frozenset(r.scene_id for r in self.rejected)
+
+
+def load_scene_history(engine: Engine, site_id: str, provider_name: str) -> SceneHistory:
+    """The site's stored scene records from one provider, sorted into seen, failing and rejected.
+
+    A scene counts as seen when its record is stored (it is saved in the same transaction as the
+    figures), unless it failed with a read error, which may pass: it is tried again. A rejected
+    scene counts as seen.
+    """
+    stored = [r for r in repo.list_scene_records(engine, site_id) if r.provider == provider_name]
+    return SceneHistory(
+        frozenset(r.scene_id for r in stored if not r.reason.startswith(REASON_READ_ERROR)),
+        {r.scene_id: int(r.meta.get(READ_ATTEMPTS, 1)) for r in stored if r.reason.startswith(REASON_READ_ERROR)},
+        tuple(r for r in stored if r.reason.startswith(REASON_REJECTED)),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Discovery:
     """What the discover stage found for one site."""
@@ -147,24 +212,110 @@ class Discovery:
     new: tuple[str, ...]
     #: Whether stored figures by the same method exist (without them, nothing can be skipped).
     has_figures: bool
+    history: SceneHistory = field(default_factory=SceneHistory)
 
 
 def discover(engine: Engine, site: Site, provider: SceneProvider, *, method: str, as_of: date) -> Discovery:
-    """Scenes of the site's period not yet processed: one search, two small queries, no pixels read.
-
-    A scene counts as processed when its record is stored (it is saved in the same transaction
-    as the figures), unless it failed with a read error, which may pass: it is tried again.
-    """
+    """Scenes of the site's period not yet processed: one search, two small queries, no pixels read."""
     grid = site_grid(site)
     scenes = provider.search(grid.bbox_wgs84, site.plan.start - timedelta(days=BASELINE_DAYS), as_of)
-    seen = {
-        r.scene_id
-        for r in repo.list_scene_records(engine, site.id)
-        if r.provider == provider.name and not r.reason.startswith(REASON_READ_ERROR)
-    }
+    history = load_scene_history(engine, site.id, provider.name)
     latest = progress_repo.latest_progress(engine, site.id)
     has_figures = latest is not None and latest[2].get("method") == method
-    return Discovery(len(scenes), tuple(s.scene_id for s in scenes if s.scene_id not in seen), has_figures)
+    new = tuple(s.scene_id for s in scenes if s.scene_id not in history.seen)
+    return Discovery(len(scenes), new, has_figures, history)
+
+
+def site_progress(
+    site: Site,
+    *,
+    provider: SceneProvider,
+    estimator: SceneEstimator,
+    as_of: date,
+    history: SceneHistory,
+    cache: SceneCache | None = None,
+    max_cloud_pct: float = 60.0,
+    max_read_attempts: int | None = None,
+) -> SiteProgress:
+    """:func:`jobs.progress.compute_site_progress` as a refresh sees the site's scenes.
+
+    Rejected scenes are not read: their stored records stand in the result, in time order. With
+    ``max_read_attempts``, read failures are counted on from ``history`` and a scene that reaches
+    it is rejected (:func:`judge_read_failures`); without it (evidence packs), nothing is counted.
+    """
+    rejected = history.rejected_ids
+    source: SceneProvider = SceneFilteringProvider(provider, rejected) if rejected else provider
+    result = compute_site_progress(
+        site, provider=source, estimator=estimator, as_of=as_of, cache=cache, max_cloud_pct=max_cloud_pct
+    )
+    records = list(result.records)
+    if max_read_attempts is not None:
+        records = judge_read_failures(records, history.read_failures, max_attempts=max_read_attempts)
+    records += [r for r in history.rejected if r.acquired_at_utc.date() <= as_of]
+    records.sort(key=lambda r: (r.acquired_at_utc, r.scene_id))
+    return replace(result, records=records)
+
+
+def judge_read_failures(
+    records: Sequence[SceneRecord], previous: Mapping[str, int], *, max_attempts: int
+) -> list[SceneRecord]:
+    """Count each scene's read failures in a row, and reject those that reached ``max_attempts``.
+
+    Args:
+        records: This refresh's scene records.
+        previous: Per scene, failed reads in a row before this refresh (:attr:`Discovery.read_failures`).
+        max_attempts: Failed refreshes after which a scene is rejected (at least 1).
+
+    Returns:
+        The records, where a read error now carries ``meta["read_attempts"]``, and one that has
+        failed ``max_attempts`` times is ``rejected: unreadable in N refreshes in a row; last error: ...``.
+    """
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+    out = []
+    for rec in records:
+        if rec.reason.startswith(REASON_READ_ERROR):
+            attempts = previous.get(rec.scene_id, 0) + 1
+            meta = {**rec.meta, READ_ATTEMPTS: attempts}
+            reason = rec.reason
+            if attempts >= max_attempts:
+                reason = f"{REASON_REJECTED}: unreadable in {attempts} refreshes in a row; last error: {rec.reason}"
+            rec = replace(rec, reason=reason, meta=meta)
+        out.append(rec)
+    return out
+
+
+class SceneNotRejectedError(LookupError):
+    """The site has no rejected record of that scene."""
+
+
+def list_rejected_scenes(engine: Engine, *, site_id: str | None = None) -> list[SceneRecord]:
+    """Scenes rejected after repeated read failures (of one site, or all), with their reasons."""
+    return repo.find_scene_records(engine, reason_prefix=REASON_REJECTED, site_id=site_id)
+
+
+def clear_rejected_scene(engine: Engine, site_id: str, scene_id: str, *, actor: str) -> list[SceneRecord]:
+    """Let the next refresh read a rejected scene again (after an operator fixed its source); audited.
+
+    Its record becomes a read error with no failures counted, so discovery sees it as new and
+    it gets ``max_read_attempts`` fresh tries.
+
+    Raises:
+        SceneNotRejectedError: the site has no rejected record of that scene.
+    """
+    cleared = repo.update_scene_records(
+        engine,
+        site_id,
+        scene_id,
+        reason_prefix=REASON_REJECTED,
+        reason=f"{REASON_READ_ERROR}: rejection cleared by {actor}; to be read again",
+        meta={READ_ATTEMPTS: 0},
+        actor=actor,
+    )
+    if not cleared:
+        raise SceneNotRejectedError(f"site {site_id} has no rejected scene {scene_id}")
+    logger.info("rejected scene %s cleared by %s", scene_id, actor, extra={"site_id": site_id, "scene_id": scene_id})
+    return cleared
 
 
 def refresh_site(
@@ -177,6 +328,7 @@ def refresh_site(
     cache: SceneCache | None = None,
     max_cloud_pct: float = 60.0,
     incremental: bool = False,
+    max_read_attempts: int = DEFAULT_MAX_READ_ATTEMPTS,
     retries: int = 2,
     backoff_s: float = 0.5,
     job_id: str = "",
@@ -193,6 +345,7 @@ def refresh_site(
         cache: Scene cache shared by every refresh.
         max_cloud_pct: Scenes cloudier than this over the site are skipped (and recorded).
         incremental: Stop after discovery when no scene is new and figures by this method exist.
+        max_read_attempts: Refreshes that fail to read a scene before it is rejected.
         retries: Provider retries after a transient error.
         backoff_s: First retry delay, seconds.
         job_id: Recorded in the outcome.
@@ -240,14 +393,20 @@ def refresh_site(
         )
 
     # Stages 2-3: fetch (provider reads, timed by the wrapper), masks, change and progress.
+    # Rejected scenes are not read again; read failures are counted, and reject a scene at the limit.
     fetch_before = timed.seconds
     t1 = time.perf_counter()
     try:
-        result = compute_site_progress(
-            site, provider=timed, estimator=estimator, as_of=as_of, cache=cache, max_cloud_pct=max_cloud_pct
-        )
+        result = site_progress(
+            site, provider=timed, estimator=estimator, as_of=as_of, history=found.history, cache=cache,
+            max_cloud_pct=max_cloud_pct, max_read_attempts=max_read_attempts,
+        )  # fmt: skip
     except (ImageryError, ModelError, ValueError, OSError) as exc:
         return failed(exc)
+    was_rejected = found.history.rejected_ids
+    counts["scenes_rejected"] = sum(
+        r.reason.startswith(REASON_REJECTED) and r.scene_id not in was_rejected for r in result.records
+    )
     t2 = time.perf_counter()
     stages["fetch"] = timed.seconds - fetch_before
     stages["model"] = max(0.0, (t2 - t1) - stages["fetch"])

@@ -12,22 +12,21 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from aoi.demo import DEMO_AS_OF
+from aoi.model import Loan, Portfolio
 from aoi.records import ProgressSummary
 from jobs.notify import Notifier, post_webhook, send_email
 from risk.alerts import AlertConfig, evaluate_rules, severity_rank
-from risk.config import DEFAULT_CONFIG_DIR, read_alert_config, read_scorecard, read_template
-from risk.demo import demo_payments
+from risk.config import read_alert_config, read_scorecard, read_template
 from risk.errors import ConfigVersionNotFoundError, RowProblem
 from risk.feeds import parse_market, parse_payments
-from risk.figures import DayActivityLike, FeaturePolicy, activity_figures, risk_inputs
+from risk.figures import DayActivityLike, FeaturePolicy, activity_figures, market_figures, risk_inputs
 from risk.messages import evidence_lines, render_message
 from risk.records import (
     ActivityFigures,
@@ -42,8 +41,6 @@ from store import repo, risk_repo
 
 logger = logging.getLogger(__name__)
 
-#: The market series shipped for the demo regions (regenerate with risk/data/make_market_demo.py).
-DEMO_MARKET_CSV = DEFAULT_CONFIG_DIR.parent / "data" / "market_demo.csv"
 
 ActivityInput = ActivityFigures | Sequence[DayActivityLike]
 
@@ -120,19 +117,6 @@ def import_market(engine: Engine, text: str, *, source: str) -> FeedImportSummar
     return FeedImportSummary("market", source, created, updated, result.rejected)
 
 
-def load_demo_risk_inputs(engine: Engine, as_of: date = DEMO_AS_OF) -> tuple[FeedImportSummary, FeedImportSummary]:
-    """Store the demo payments (following each demo site's fate) and the shipped market series.
-
-    The demo portfolio must be stored first. Idempotent: re-running replaces the same rows.
-    """
-    portfolio = repo.load_portfolio(engine)
-    payments = demo_payments(portfolio, as_of)
-    created, updated = risk_repo.save_payments(engine, payments, source="demo")
-    pay = FeedImportSummary("payments", "demo", created, updated, ())
-    market = import_market(engine, DEMO_MARKET_CSV.read_text(encoding="utf-8"), source=DEMO_MARKET_CSV.name)
-    return pay, market
-
-
 # ---------------------------------------------------------------- scoring
 
 
@@ -149,16 +133,27 @@ def gather_inputs(
     progress: Mapping[str, ProgressSummary],
     activity: Mapping[str, ActivityInput] | None,
     policy: FeaturePolicy,
+    portfolio: Portfolio | None = None,
 ) -> tuple[list[RiskInputs], list[LoanRiskOutcome]]:
     """Each financed loan's inputs from the store and the given progress and activity (by site id).
+
+    Args:
+        engine: The database (payments and market series; the portfolio unless given).
+        as_of: The day to gather for.
+        progress: Progress summary per site id.
+        activity: Sensor activity per site id (None: no sensor data).
+        policy: Feature settings from the scorecard.
+        portfolio: The stored sites and loans, when the caller has loaded them already.
 
     Returns:
         The inputs of the loans that could be assembled, and a failed outcome for each other.
     """
-    portfolio = repo.load_portfolio(engine)
+    portfolio = portfolio or repo.load_portfolio(engine)
     loans = {ln.id: ln for ln in portfolio.loans}
     payments = risk_repo.load_payments(engine)
     market = [MarketObservation(m.region, m.indicator, m.on, m.value) for m in risk_repo.load_market(engine)]
+    # The market signal depends on the region only: computed once per region, not once per loan.
+    by_region = {r: market_figures(market, r, as_of, policy=policy) for r in {s.region for s in portfolio.sites}}
     inputs: list[RiskInputs] = []
     failed: list[LoanRiskOutcome] = []
     for site in portfolio.sites:
@@ -168,18 +163,17 @@ def gather_inputs(
                 Payment(p.loan_id, p.due_date, p.amount_due, p.paid_date, p.amount_paid, p.restructured)
                 for p in payments.get(loan.id, [])
             ]
-            inputs.append(
-                risk_inputs(
-                    site,
-                    loan,
-                    as_of,
-                    progress=progress.get(site.id),
-                    activity=_as_activity((activity or {}).get(site.id), as_of, policy),
-                    payments=pays,
-                    market=market,
-                    policy=policy,
-                )
+            loan_inputs = risk_inputs(
+                site,
+                loan,
+                as_of,
+                progress=progress.get(site.id),
+                activity=_as_activity((activity or {}).get(site.id), as_of, policy),
+                payments=pays,
+                market=(),  # filled in from the region's figures below
+                policy=policy,
             )
+            inputs.append(replace(loan_inputs, market=by_region[site.region]))
         except (KeyError, ValueError, ArithmeticError) as exc:
             logger.warning("risk inputs failed for %s: %s", site.loan_id, exc, extra={"site_id": site.id})
             failed.append(LoanRiskOutcome(site.loan_id, site.id, "failed", f"{type(exc).__name__}: {exc}"))
@@ -247,6 +241,7 @@ def score_portfolio(
     alerts_version: str | None = None,
     notifier: Notifier | None = None,
     scored_at: datetime | None = None,
+    portfolio: Portfolio | None = None,
 ) -> list[LoanRiskOutcome]:
     """Score every financed loan, store the scores, update alerts and cases, and notify.
 
@@ -261,14 +256,18 @@ def score_portfolio(
         alerts_version: e.g. "alerts-v1" (default: the newest).
         notifier: Webhook and e-mail channels; None sends nothing.
         scored_at: Timestamp of the run (default: now, UTC).
+        portfolio: The stored sites and loans, when the caller has loaded them (default: loaded here, once).
 
     Returns:
         One outcome per financed loan, by loan id.
     """
+    portfolio = portfolio or repo.load_portfolio(engine)
     card = read_scorecard(scorecard_version, config_dir=config_dir)
     rules = read_alert_config(alerts_version, config_dir=config_dir)
     policy = FeaturePolicy.from_config(card.features)
-    inputs, failed = gather_inputs(engine, as_of=as_of, progress=progress, activity=activity, policy=policy)
+    inputs, failed = gather_inputs(
+        engine, as_of=as_of, progress=progress, activity=activity, policy=policy, portfolio=portfolio
+    )
     # one vectorised scoring pass over the book, then store the history
     assessments = assess(card, inputs)
     score_ids = risk_repo.save_scores(
@@ -290,7 +289,8 @@ def score_portfolio(
     cases = _open_cases(engine, rules, changes.opened, as_of)
     if notifier is not None:
         templates = (_template("alert_officer", config_dir), _template("payment_reminder", config_dir))
-        _notify(engine, notifier, rules, card, changes, cases, {i.loan_id: i for i in inputs}, as_of, templates)
+        loans = {ln.id: ln for ln in portfolio.loans}
+        _notify(engine, notifier, rules, card, changes, cases, {i.loan_id: i for i in inputs}, loans, as_of, templates)
     opened: dict[str, list[int]] = defaultdict(list)
     resolved: dict[str, list[int]] = defaultdict(list)
     for alert in changes.opened:
@@ -379,10 +379,10 @@ def _notify(
     changes: risk_repo.AlertChanges,
     cases: Mapping[str, tuple[risk_repo.CaseRecord, bool]],
     inputs: Mapping[str, RiskInputs],
+    loans: Mapping[str, Loan],
     as_of: date,
     templates: tuple[str, str],
 ) -> None:
-    loans = {ln.id: ln for ln in repo.list_loans(engine)}
     remind = {r.id for r in rules.rules if r.remind_borrower}
     officer_template, reminder_template = templates
     for alert in changes.opened:

@@ -5,6 +5,10 @@ a hash of the site id spread over ``jitter`` of the cadence, so a big book does 
 and the same site always fires at the same time of its cycle. A site is **due** when no run of
 it started at or after its latest slot. After any downtime, however many slots were missed,
 only the latest one matters: an overdue site runs once. A site never refreshed is due at once.
+Runs that did not refresh the site do not count: abandoned ones (their process died, see
+:mod:`jobs.stale`) and those skipped because another run held the site's lock. A site with a run
+still queued or running is not due (that run is doing the work); each tick first marks the runs
+whose process is gone as abandoned, so their sites come due again.
 
 The clock is injected (:class:`Scheduler` takes ``clock`` and ``sleep``) so cadence and
 catch-up are tested without waiting.
@@ -23,8 +27,10 @@ from sqlalchemy import Engine
 
 from jobs.executors import Executor
 from jobs.notify import Notifier
-from jobs.pipeline import BatchResult, RefreshSpec, iter_site_ids, run_refresh
-from store import jobs_repo
+from jobs.pipeline import LOCKED, BatchResult, RefreshSpec, run_refresh
+from jobs.settings import Settings
+from jobs.stale import abandon_stale_jobs
+from store import jobs_repo, repo
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,11 @@ class Cadence:
             raise ValueError(f"cadence must be positive, not {self.every}")
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError(f"jitter must be in [0, 1], not {self.jitter}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Cadence:
+        """The cadence configured by ``SITEWATCH_REFRESH_CADENCE_DAYS`` and ``SITEWATCH_REFRESH_JITTER``."""
+        return cls(timedelta(days=settings.refresh_cadence_days), settings.refresh_jitter)
 
     def offset(self, site_id: str) -> timedelta:
         """The site's fixed offset within the cycle (the same on every machine and run)."""
@@ -128,20 +139,27 @@ class Scheduler:
         self.stop_event.set()
 
     def due(self, now: datetime | None = None) -> list[str]:
-        """Sites due now."""
+        """Sites due now, less those with a run still queued or running."""
         now = now or self.clock()
-        return due_sites(iter_site_ids(self.engine), jobs_repo.last_runs(self.engine), now, self.cadence)
+        busy = {r.site_id for r in jobs_repo.in_flight_jobs(self.engine) if r.kind == "site"}
+        last = jobs_repo.last_runs(self.engine, ignore_reason_prefix=LOCKED)
+        return [s for s in due_sites(repo.list_site_ids(self.engine), last, now, self.cadence) if s not in busy]
 
     def tick(self) -> BatchResult | None:
-        """Refresh the sites due now (at most ``max_sites_per_tick``); None when none is due."""
+        """Mark dead runs abandoned, then refresh the sites due now (at most ``max_sites_per_tick``).
+
+        Returns None when none is due.
+        """
         now = self.clock()
+        spec = self.spec_for(now)
+        abandon_stale_jobs(self.engine, spec.stale_policy, now=now)
         due = self.due(now)[: self.max_sites_per_tick]
         if not due:
             return None
         logger.info("scheduler: %d site(s) due", len(due))
         result = run_refresh(
             self.engine,
-            self.spec_for(now),
+            spec,
             due,
             executor=self.executor,
             trigger="schedule",
@@ -157,7 +175,7 @@ class Scheduler:
         """Seconds until the next slot of any site, capped at ``poll_s``."""
         now = now or self.clock()
         soonest = min(
-            (self.cadence.next_slot(s, now) for s in iter_site_ids(self.engine)),
+            (self.cadence.next_slot(s, now) for s in repo.list_site_ids(self.engine)),
             default=now + timedelta(seconds=self.poll_s),
         )
         return max(1.0, min(self.poll_s, (soonest - now).total_seconds()))

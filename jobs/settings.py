@@ -48,6 +48,24 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(None, description="Risk engine endpoint for signed alert webhooks")
     webhook_secret: str | None = Field(None, description="HMAC-SHA256 secret shared with the webhook receiver")
     officer_email: str | None = Field(None, description="Officer in charge when a loan names none")
+    dask_address: str | None = Field(
+        None, description="Dask scheduler of refreshes, e.g. tcp://HOST:8786; none = this machine"
+    )
+    refresh_cadence_days: float = Field(5.0, gt=0, description="Days between two scheduled refreshes of a site")
+    refresh_jitter: float = Field(
+        1.0, ge=0, le=1, description="Share of the cadence over which sites' refresh times are spread"
+    )
+    job_lease_s: float = Field(
+        1800.0,
+        gt=0,
+        description="A running job that has not renewed its lock row for this long is dead (SQLite locks)",
+    )
+    job_queued_timeout_s: float = Field(
+        12 * 3600.0, gt=0, description="A job still queued this long after it was created is abandoned"
+    )
+    scene_max_read_attempts: int = Field(
+        3, ge=1, description="Refreshes that fail to read a scene before it is rejected until an operator clears it"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
 
@@ -61,6 +79,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SITEWATCH_SENTINELHUB_CLIENT_ID and SITEWATCH_SENTINELHUB_CLIENT_SECRET are required "
                 "when SITEWATCH_IMAGERY_PROVIDER=sentinelhub"
+            )
+        if self.dask_address is not None and "://" not in self.dask_address:
+            raise ValueError(
+                f"SITEWATCH_DASK_ADDRESS must be a scheduler address such as tcp://HOST:8786, not {self.dask_address!r}"
             )
         if self.webhook_url and not self.webhook_secret:
             raise ValueError(

@@ -21,7 +21,6 @@ from risk.records import MarketObservation, Payment
 
 T = TypeVar("T")
 
-PAYMENT_COLUMNS = ("loan_id", "due_date", "amount_due", "paid_date", "amount_paid", "restructured")
 PAYMENT_REQUIRED = ("loan_id", "due_date", "amount_due")
 MARKET_COLUMNS = ("region", "indicator", "date", "value")
 

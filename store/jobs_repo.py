@@ -6,8 +6,9 @@ Two lock backends, both taken without waiting:
   ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired OR mine`` (SQLite >= 3.24 and PostgreSQL);
   a holder that dies leaves the row until it expires, and the same owner may take it again;
 - a PostgreSQL session-level advisory lock (``pg_try_advisory_lock``) on a 64-bit hash of the
-  site id, held by a dedicated connection: it works across machines and the server drops it the
-  moment the holder's connection dies.
+  schema and site id, held by a dedicated connection: it works across machines and the server
+  drops it when the holder's connection dies. Advisory locks are per database, not per schema,
+  so the schema is part of the key: two books in two schemas of one database never block each other.
 """
 
 from __future__ import annotations
@@ -199,6 +200,57 @@ def finish_job(
         row.finished_at = now
 
 
+def in_flight_jobs(engine: Engine) -> list[JobRecord]:
+    """Runs still ``queued`` or ``running``, oldest first."""
+    stmt = (
+        select(JobRunRow)
+        .where(JobRunRow.status.in_(["queued", "running"]))
+        .order_by(JobRunRow.created_at, JobRunRow.id)
+    )
+    with Session(engine) as session:
+        return [_record(r) for r in session.scalars(stmt)]
+
+
+def abandon_job(
+    engine: Engine,
+    job_id: str,
+    *,
+    reason: str,
+    expect: str,
+    unless_lock_row_live: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Mark one run abandoned if it still has status ``expect``; returns whether it was marked.
+
+    One conditional statement, so a run that finished meanwhile keeps its status.
+
+    Args:
+        engine: The database.
+        job_id: The run.
+        reason: Why, recorded on the run.
+        expect: "queued" or "running": the status the caller saw.
+        unless_lock_row_live: A site id: leave the run alone while that site has a lock row owned
+            by the run that has not expired (its holder is alive and renewing it).
+        now: The time the expiry is compared with and the run is finished at (default: now, UTC).
+    """
+    now = now or utcnow()
+    stmt = update(JobRunRow).where(JobRunRow.id == job_id, JobRunRow.status == expect)
+    if unless_lock_row_live is not None:
+        live = (
+            select(JobLockRow.site_id)
+            .where(
+                JobLockRow.site_id == unless_lock_row_live,
+                JobLockRow.owner == job_id,
+                JobLockRow.expires_at >= now,
+            )
+            .exists()
+        )
+        stmt = stmt.where(~live)
+    with engine.begin() as conn:
+        result = conn.execute(stmt.values(status="abandoned", reason=reason, finished_at=now))
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
 def abandon_running(engine: Engine, site_id: str, *, except_job: str) -> int:
     """Mark a site's other ``running`` runs as abandoned (call while holding the site's lock).
 
@@ -249,10 +301,14 @@ def list_jobs(
         return [_record(r) for r in session.scalars(stmt)]
 
 
-def last_runs(engine: Engine, *, trigger: str | None = None) -> dict[str, datetime]:
+def last_runs(
+    engine: Engine, *, trigger: str | None = None, ignore_reason_prefix: str | None = None
+) -> dict[str, datetime]:
     """Per site, when its newest run that ran (ok, skipped or failed; not abandoned) was created.
 
-    The scheduler's memory: creation times come from the clock of whoever queued the run.
+    The scheduler's memory: creation times come from the clock of whoever queued the run. Runs
+    whose reason starts with ``ignore_reason_prefix`` do not count (a run skipped because the
+    site was locked did not refresh it).
     """
     stmt = (
         select(JobRunRow.site_id, func.max(JobRunRow.created_at))
@@ -261,6 +317,8 @@ def last_runs(engine: Engine, *, trigger: str | None = None) -> dict[str, dateti
     )
     if trigger is not None:
         stmt = stmt.where(JobRunRow.trigger == trigger)
+    if ignore_reason_prefix is not None:
+        stmt = stmt.where(~JobRunRow.reason.startswith(ignore_reason_prefix, autoescape=True))
     out: dict[str, datetime] = {}
     with Session(engine) as session:
         for site_id, started in session.execute(stmt):
@@ -308,17 +366,25 @@ def release_lock_row(engine: Engine, site_id: str, *, owner: str) -> None:
         conn.execute(delete(JobLockRow).where(JobLockRow.site_id == site_id, JobLockRow.owner == owner))
 
 
-def lock_key(site_id: str) -> int:
-    """A stable signed 64-bit key for a site's advisory lock (the first 8 bytes of sha256)."""
-    digest = hashlib.sha256(f"sitewatch:refresh:{site_id}".encode()).digest()
+def lock_key(site_id: str, schema: str = "public") -> int:
+    """A stable signed 64-bit key for a site's advisory lock (the first 8 bytes of sha256).
+
+    ``schema`` is the schema the book lives in: advisory locks are shared by the whole database.
+    """
+    digest = hashlib.sha256(f"sitewatch:refresh:{schema}:{site_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _schema_lock_key(conn: Connection, site_id: str) -> int:
+    return lock_key(site_id, str(conn.execute(text("SELECT current_schema()")).scalar()))
 
 
 def try_advisory_lock(conn: Connection, site_id: str) -> bool:
     """``pg_try_advisory_lock`` on the site's key, held by ``conn``'s session (PostgreSQL only)."""
-    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(site_id)}).scalar())
+    key = _schema_lock_key(conn, site_id)
+    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
 
 
 def advisory_unlock(conn: Connection, site_id: str) -> None:
     """Release what :func:`try_advisory_lock` took on the same connection."""
-    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(site_id)})
+    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _schema_lock_key(conn, site_id)})

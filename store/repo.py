@@ -17,6 +17,7 @@ from aoi.errors import LoanNotFoundError
 from aoi.model import Footprint
 from geo import geodesic_area_m2
 from geo.types import BBox
+from store.audit import put_audit
 from store.schema import AuditRow, LoanRow, PhaseRow, SceneRow, SiteRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def save_portfolio(engine: Engine, portfolio: Portfolio, *, actor: str = "system
             row.repayments = _schedule_json(loan.repayments)
             row.updated_at, row.updated_by = now, actor
             session.add(row)
-            _audit(session, actor, "upsert", "loan", loan.id, {})
+            put_audit(session, actor, "upsert", "loan", loan.id, {})
         session.flush()
         for site in portfolio.sites:
             _put_site(session, site, actor=actor, now=now, counts=counts)
@@ -123,7 +124,7 @@ def _put_site(session: Session, site: Site, *, actor: str, now: datetime, counts
                 footprint=p.footprint_wgs84,
             )
         )
-    _audit(session, actor, "upsert", "site", site.id, {"loan_id": site.loan_id})
+    put_audit(session, actor, "upsert", "site", site.id, {"loan_id": site.loan_id})
 
 
 def save_site(engine: Engine, site: Site, *, actor: str) -> bool:
@@ -145,11 +146,7 @@ def delete_site(engine: Engine, site_id: str, *, actor: str) -> None:
         session.execute(delete(PhaseRow).where(PhaseRow.site_id == site_id))
         session.execute(delete(SceneRow).where(SceneRow.site_id == site_id))
         session.delete(row)
-        _audit(session, actor, "delete", "site", site_id, {})
-
-
-def _audit(session: Session, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
-    session.add(AuditRow(at=utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail))
+        put_audit(session, actor, "delete", "site", site_id, {})
 
 
 # ---------------------------------------------------------------- reads
@@ -219,6 +216,15 @@ def list_sites(
         return [_site(r, phases.get(r.id, [])) for r in rows]
 
 
+def list_site_ids(engine: Engine, *, region: str | None = None) -> list[str]:
+    """Every site id (optionally of one region), in id order, without loading the sites."""
+    stmt = select(SiteRow.id).order_by(SiteRow.id)
+    if region:
+        stmt = stmt.where(SiteRow.region == region)
+    with Session(engine) as session:
+        return list(session.scalars(stmt))
+
+
 def _phases_by_site(session: Session, site_ids: list[str]) -> dict[str, list[PhaseRow]]:
     out: dict[str, list[PhaseRow]] = {}
     if not site_ids:
@@ -268,26 +274,62 @@ def put_scene_records(session: Session, records: Iterable[SceneRecord]) -> int:
     return n
 
 
-def list_scene_records(engine: Engine, site_id: str, *, since: datetime | None = None) -> list[SceneRecord]:
+def _scene_record(r: SceneRow) -> SceneRecord:
+    return SceneRecord(
+        r.site_id, r.provider, r.scene_id, r.acquired_at, r.cloud_pct, r.valid_fraction, r.used, r.reason, dict(r.meta)
+    )
+
+
+def list_scene_records(engine: Engine, site_id: str) -> list[SceneRecord]:
     """A site's scene records in time order."""
     stmt = select(SceneRow).where(SceneRow.site_id == site_id).order_by(SceneRow.acquired_at, SceneRow.scene_id)
-    if since is not None:
-        stmt = stmt.where(SceneRow.acquired_at >= since)
     with Session(engine) as session:
-        return [
-            SceneRecord(
-                r.site_id,
-                r.provider,
-                r.scene_id,
-                r.acquired_at,
-                r.cloud_pct,
-                r.valid_fraction,
-                r.used,
-                r.reason,
-                dict(r.meta),
-            )
-            for r in session.scalars(stmt)
-        ]
+        return [_scene_record(r) for r in session.scalars(stmt)]
+
+
+def find_scene_records(engine: Engine, *, reason_prefix: str, site_id: str | None = None) -> list[SceneRecord]:
+    """Scene records whose reason starts with ``reason_prefix`` (of one site, or all), by site and time."""
+    stmt = (
+        select(SceneRow)
+        .where(SceneRow.reason.startswith(reason_prefix, autoescape=True))
+        .order_by(SceneRow.site_id, SceneRow.acquired_at, SceneRow.scene_id)
+    )
+    if site_id is not None:
+        stmt = stmt.where(SceneRow.site_id == site_id)
+    with Session(engine) as session:
+        return [_scene_record(r) for r in session.scalars(stmt)]
+
+
+def update_scene_records(
+    engine: Engine,
+    site_id: str,
+    scene_id: str,
+    *,
+    reason_prefix: str,
+    reason: str,
+    meta: dict[str, Any],
+    actor: str,
+) -> list[SceneRecord]:
+    """Give a site's records of a scene whose reason starts with ``reason_prefix`` a new reason; audited.
+
+    There is one record per provider. ``meta`` is merged into each record's own. Returns the
+    records changed (none when no record matched).
+    """
+    stmt = select(SceneRow).where(
+        SceneRow.site_id == site_id,
+        SceneRow.scene_id == scene_id,
+        SceneRow.reason.startswith(reason_prefix, autoescape=True),
+    )
+    with Session(engine) as session, session.begin():
+        rows = list(session.scalars(stmt))
+        for row in rows:
+            put_audit(
+                session, actor, "update", "scene", f"{site_id}/{row.provider}/{scene_id}",
+                {"old_reason": row.reason, "reason": reason},
+            )  # fmt: skip
+            row.reason, row.meta, row.recorded_at = reason, {**row.meta, **meta}, utcnow()
+        session.flush()
+        return [_scene_record(r) for r in rows]
 
 
 def audit_entries(engine: Engine, *, entity_id: str | None = None) -> list[dict[str, Any]]:

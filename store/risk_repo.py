@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, and_, select, tuple_
 from sqlalchemy.orm import Session
 
+from store.audit import put_audit
 from store.risk_errors import AlertNotFoundError, CaseNotFoundError, RiskStateError
 from store.risk_schema import (
     UNRESOLVED,
@@ -28,7 +29,7 @@ from store.risk_schema import (
     RejectedFeedRow,
     ScoreRow,
 )
-from store.schema import AuditRow, utcnow
+from store.schema import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -276,10 +277,6 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[k : k + _CHUNK]
 
 
-def _audit(session: Session, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
-    session.add(AuditRow(actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail))
-
-
 # ---------------------------------------------------------------- feeds
 
 
@@ -306,7 +303,7 @@ def save_payments(engine: Engine, payments: Sequence[PaymentLike], *, source: st
                     updated += 1
                 row.amount_due, row.paid_date, row.amount_paid = p.amount_due, p.paid_date, p.amount_paid
                 row.restructured, row.source, row.imported_at = p.restructured, source, now
-        _audit(session, "feed", "import", "payments", source, {"created": created, "updated": updated})
+        put_audit(session, "feed", "import", "payments", source, {"created": created, "updated": updated})
     return created, updated
 
 
@@ -346,7 +343,7 @@ def save_market(engine: Engine, observations: Sequence[MarketLike], *, source: s
                 else:
                     updated += 1
                 row.value, row.source, row.imported_at = o.value, source, now
-        _audit(session, "feed", "import", "market", source, {"created": created, "updated": updated})
+        put_audit(session, "feed", "import", "market", source, {"created": created, "updated": updated})
     return created, updated
 
 
@@ -576,9 +573,9 @@ def apply_rule_outcomes(
                 resolved.append(row)
         session.flush()
         for row in opened:
-            _audit(session, "system", "open", "alert", str(row.id), {"rule_id": row.rule_id, "loan_id": row.loan_id})
+            put_audit(session, "system", "open", "alert", str(row.id), {"rule_id": row.rule_id, "loan_id": row.loan_id})
         for row in resolved:
-            _audit(session, "system", "resolve", "alert", str(row.id), {"resolution": "rule_cleared"})
+            put_audit(session, "system", "resolve", "alert", str(row.id), {"resolution": "rule_cleared"})
         return AlertChanges(
             tuple(_alert(r) for r in opened), tuple(_alert(r) for r in resolved), tuple(_alert(r) for r in seen)
         )
@@ -624,7 +621,7 @@ def acknowledge_alert(engine: Engine, alert_id: int, *, by: str, note: str) -> A
         if row.status != "open":
             raise RiskStateError(f"alert {alert_id} is {row.status}; only an open alert can be acknowledged")
         row.status, row.acknowledged_at, row.acknowledged_by, row.acknowledge_note = "acknowledged", utcnow(), by, note
-        _audit(session, by, "acknowledge", "alert", str(alert_id), {"note": note})
+        put_audit(session, by, "acknowledge", "alert", str(alert_id), {"note": note})
         session.flush()
         return _alert(row)
 
@@ -644,7 +641,7 @@ def resolve_alert(engine: Engine, alert_id: int, *, by: str, note: str) -> Alert
             raise RiskStateError(f"alert {alert_id} is already resolved")
         row.status, row.resolution = "resolved", "manual"
         row.resolved_at, row.resolved_by, row.resolve_note = utcnow(), by, note
-        _audit(session, by, "resolve", "alert", str(alert_id), {"note": note})
+        put_audit(session, by, "resolve", "alert", str(alert_id), {"note": note})
         session.flush()
         return _alert(row)
 
@@ -733,7 +730,7 @@ def open_case(
                         note="",
                     )
                 )
-            _audit(session, by, "open", "case", str(row.id), {"loan_id": loan_id, "alerts": list(alert_ids)})
+            put_audit(session, by, "open", "case", str(row.id), {"loan_id": loan_id, "alerts": list(alert_ids)})
         for alert in session.scalars(select(AlertRow).where(AlertRow.id.in_(list(alert_ids)))):
             alert.case_id = row.id
         session.flush()
@@ -768,7 +765,7 @@ def record_response(engine: Engine, case_id: int, *, plan: str, note: str, by: s
     with Session(engine) as session, session.begin():
         row = _open_case_row(session, case_id)
         row.response_plan, row.response_note, row.response_by, row.response_at = plan, note, by, utcnow()
-        _audit(session, by, "respond", "case", str(case_id), {"plan": plan, "note": note})
+        put_audit(session, by, "respond", "case", str(case_id), {"plan": plan, "note": note})
         session.flush()
         return _case(session, row)
 
@@ -787,7 +784,7 @@ def complete_task(engine: Engine, task_id: int, *, by: str, note: str) -> TaskRe
         if t.status == "done":
             raise RiskStateError(f"task {task_id} is already done")
         t.status, t.done_at, t.done_by, t.note = "done", utcnow(), by, note
-        _audit(session, by, "complete", "case_task", str(task_id), {"case_id": t.case_id, "note": note})
+        put_audit(session, by, "complete", "case_task", str(task_id), {"case_id": t.case_id, "note": note})
         session.flush()
         return _task(t)
 
@@ -802,7 +799,7 @@ def close_case(engine: Engine, case_id: int, *, by: str, note: str) -> CaseRecor
     with Session(engine) as session, session.begin():
         row = _open_case_row(session, case_id)
         row.status, row.closed_at, row.closed_by, row.close_note = "closed", utcnow(), by, note
-        _audit(session, by, "close", "case", str(case_id), {"note": note})
+        put_audit(session, by, "close", "case", str(case_id), {"note": note})
         session.flush()
         return _case(session, row)
 

@@ -110,7 +110,7 @@ def simulate(
     root: Annotated[str, typer.Option(help="Topic root")] = TOPIC_ROOT,
 ) -> None:
     """Simulate the demo sites' sensors, following each site's fate; publish over MQTT or store directly."""
-    from jobs.iot import load_simulated_readings, publish_simulated_readings
+    from jobs.demo import load_simulated_readings, publish_simulated_readings
 
     settings = _settings(ctx)
     last = date.fromisoformat(end) if end else DEMO_AS_OF

@@ -64,7 +64,8 @@ def _write_evidence(settings: Settings, engine: Engine, site: Site, out_dir: Pat
     from imagery.cache import SceneCache
     from jobs.context import open_provider
     from jobs.evidence import write_evidence
-    from jobs.progress import compute_site_progress, make_estimator
+    from jobs.progress import make_estimator
+    from jobs.refresh import load_scene_history, site_progress
 
     if as_of_text is not None:
         day = date.fromisoformat(as_of_text)
@@ -72,11 +73,14 @@ def _write_evidence(settings: Settings, engine: Engine, site: Site, out_dir: Pat
         latest = progress_repo.latest_progress(engine, site.id)
         day = latest[0].as_of if latest else date.today()
     estimator = make_estimator(settings.checkpoint, threads=settings.torch_threads)
-    result = compute_site_progress(
+    provider = open_provider(settings)
+    # as a refresh sees the scenes: rejected ones are not read, and the manifest lists them with their reason
+    result = site_progress(
         site,
-        provider=open_provider(settings),
+        provider=provider,
         estimator=estimator,
         as_of=day,
+        history=load_scene_history(engine, site.id, provider.name),
         cache=SceneCache(settings.cache_dir),
         max_cloud_pct=settings.max_cloud_pct,
     )

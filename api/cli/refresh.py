@@ -1,9 +1,8 @@
-"""``sitewatch refresh | jobs | scheduler``: refresh jobs from the command line, cron or Kubernetes.
+"""``sitewatch refresh | jobs | scheduler | scenes``: refresh jobs from the command line, cron or Kubernetes.
 
-Importing this module registers the three commands on the root app (``api.cli`` imports it
-last). Configuration not yet in ``Settings`` is read here from the environment:
-``SITEWATCH_DASK_ADDRESS`` (scheduler address of a Dask cluster), ``SITEWATCH_REFRESH_CADENCE_DAYS``
-and ``SITEWATCH_REFRESH_JITTER``.
+Importing this module registers the commands on the root app (``api.cli`` imports it
+last). Options left out fall back to ``Settings``: ``--dask-address`` to ``SITEWATCH_DASK_ADDRESS``,
+``--cadence-days`` to ``SITEWATCH_REFRESH_CADENCE_DAYS``, ``--jitter`` to ``SITEWATCH_REFRESH_JITTER``.
 
 Exit status of ``refresh``: 0 when no site failed, 1 when at least one did (cron sees it).
 """
@@ -27,10 +26,11 @@ from api.cli import app
 from jobs.context import open_engine
 from jobs.executors import Executor, make_executor
 from jobs.notify import Notifier, notifier_from_settings
-from jobs.pipeline import BatchResult, RefreshSpec, iter_site_ids, run_refresh
-from jobs.refresh import RefreshOutcome
+from jobs.pipeline import BatchResult, RefreshSpec, run_refresh
+from jobs.refresh import RefreshOutcome, clear_rejected_scene, list_rejected_scenes
 from jobs.scheduler import Cadence, Scheduler
 from jobs.settings import Settings
+from jobs.stale import abandon_stale_jobs
 from store import jobs_repo, repo
 
 logger = logging.getLogger(__name__)
@@ -38,25 +38,46 @@ logger = logging.getLogger(__name__)
 out = Console()
 err = Console(stderr=True)
 
+scenes_app = typer.Typer(help="Scenes rejected after repeated read failures.", no_args_is_help=True)
+app.add_typer(scenes_app, name="scenes")
+
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", help="inprocess, processes or dask (implied by --dask-address)")
+    str | None,
+    typer.Option(
+        "--executor",
+        help="inprocess, processes or dask (default: dask when a Dask address is given or set, else inprocess)",
+    ),
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes of the processes executor")]
 DaskOpt = Annotated[
     str | None,
-    typer.Option("--dask-address", envvar="SITEWATCH_DASK_ADDRESS", help="Dask scheduler, e.g. tcp://HOST:8786"),
+    typer.Option("--dask-address", help="Dask scheduler, e.g. tcp://HOST:8786 (default SITEWATCH_DASK_ADDRESS)"),
 ]
 CadenceOpt = Annotated[
-    float, typer.Option("--cadence-days", envvar="SITEWATCH_REFRESH_CADENCE_DAYS", help="Days between refreshes")
+    float | None,
+    typer.Option("--cadence-days", help="Days between refreshes (default SITEWATCH_REFRESH_CADENCE_DAYS)"),
 ]
 JitterOpt = Annotated[
-    float,
-    typer.Option(envvar="SITEWATCH_REFRESH_JITTER", help="Share of the cadence site offsets are spread over (0-1)"),
+    float | None,
+    typer.Option(help="Share of the cadence site offsets are spread over, 0-1 (default SITEWATCH_REFRESH_JITTER)"),
 ]
 
 
-def _executor(kind: str, workers: int | None, dask_address: str | None) -> Executor:
-    return make_executor("dask" if dask_address else kind, workers=workers, dask_address=dask_address)
+def _executor(settings: Settings, kind: str | None, workers: int | None, dask_address: str | None) -> Executor:
+    """The executor asked for; without a kind, Dask when there is an address (option, else settings)."""
+    address = dask_address or settings.dask_address
+    if kind is None:
+        kind = "dask" if address else "inprocess"
+    return make_executor(kind, workers=workers, dask_address=address)
+
+
+def _cadence(settings: Settings, cadence_days: float | None, jitter: float | None) -> Cadence:
+    """The settings' cadence, with the command line's overrides."""
+    base = Cadence.from_settings(settings)
+    return Cadence(
+        timedelta(days=cadence_days) if cadence_days is not None else base.every,
+        jitter if jitter is not None else base.jitter,
+    )
 
 
 def _notifier(settings: Settings) -> Notifier | None:
@@ -136,11 +157,11 @@ def refresh_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, no progress bar")] = False,
     as_of: Annotated[str | None, typer.Option(help="Day to compute for, YYYY-MM-DD (default: today, UTC)")] = None,
     full: Annotated[bool, typer.Option("--full", help="Recompute even when no scene is new")] = False,
-    executor: ExecutorOpt = "inprocess",
+    executor: ExecutorOpt = None,
     workers: WorkersOpt = None,
     dask_address: DaskOpt = None,
-    cadence_days: CadenceOpt = 5.0,
-    jitter: JitterOpt = 1.0,
+    cadence_days: CadenceOpt = None,
+    jitter: JitterOpt = None,
     no_portfolio: Annotated[bool, typer.Option("--no-portfolio", help="Skip scores and alerts afterwards")] = False,
 ) -> int:
     """Refresh one site, every site (--all) or the sites due (--due): new scenes in, figures and scores out."""
@@ -149,18 +170,18 @@ def refresh_command(
     settings: Settings = ctx.obj
     engine = open_engine(settings)
     day = date.fromisoformat(as_of) if as_of else _today()
+    spec = RefreshSpec.from_settings(settings, as_of=day, incremental=not full)
     trigger = "manual"
     if site_id is not None:
         repo.get_site(engine, site_id)  # unknown site -> exit 3 before any job is recorded
         site_ids = [site_id]
     elif all_sites:
-        site_ids = list(iter_site_ids(engine))
+        site_ids = repo.list_site_ids(engine)
     else:
         trigger = "schedule"
-        sched = Scheduler(engine, lambda _: spec, cadence=Cadence(timedelta(days=cadence_days), jitter))
-        site_ids = sched.due()
-    spec = RefreshSpec.from_settings(settings, as_of=day, incremental=not full)
-    runner = _executor(executor, workers, dask_address)
+        abandon_stale_jobs(engine, spec.stale_policy)  # sites of dead runs come due again
+        site_ids = Scheduler(engine, lambda _: spec, cadence=_cadence(settings, cadence_days, jitter)).due()
+    runner = _executor(settings, executor, workers, dask_address)
     try:
         with _progress_bar(len(site_ids), enabled=not as_json and len(site_ids) > 0) as advance:
             result = run_refresh(
@@ -214,11 +235,11 @@ def jobs_command(
 @app.command("scheduler")
 def scheduler_command(
     ctx: typer.Context,
-    executor: ExecutorOpt = "inprocess",
+    executor: ExecutorOpt = None,
     workers: WorkersOpt = None,
     dask_address: DaskOpt = None,
-    cadence_days: CadenceOpt = 5.0,
-    jitter: JitterOpt = 1.0,
+    cadence_days: CadenceOpt = None,
+    jitter: JitterOpt = None,
     poll_s: Annotated[float, typer.Option(help="Longest sleep between checks, seconds")] = 300.0,
     max_sites: Annotated[int, typer.Option(help="At most this many sites per batch")] = 1000,
     max_ticks: Annotated[int | None, typer.Option(hidden=True)] = None,
@@ -226,7 +247,8 @@ def scheduler_command(
     """Refresh sites on their cadence until SIGTERM or Ctrl-C (the running site finishes first)."""
     settings: Settings = ctx.obj
     engine = open_engine(settings)
-    runner = _executor(executor, workers, dask_address)
+    runner = _executor(settings, executor, workers, dask_address)
+    cadence = _cadence(settings, cadence_days, jitter)
 
     def spec_for(now: datetime) -> RefreshSpec:
         return RefreshSpec.from_settings(settings, as_of=now.date())
@@ -240,7 +262,7 @@ def scheduler_command(
     sched = Scheduler(
         engine,
         spec_for,
-        cadence=Cadence(timedelta(days=cadence_days), jitter),
+        cadence=cadence,
         executor=runner,
         max_sites_per_tick=max_sites,
         poll_s=poll_s,
@@ -253,7 +275,8 @@ def scheduler_command(
         sched.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    err.print(f"scheduler: every {cadence_days:g} days, jitter {jitter:g}, executor {runner.name}")
+    days = cadence.every / timedelta(days=1)
+    err.print(f"scheduler: every {days:g} days, jitter {cadence.jitter:g}, executor {runner.name}")
     try:
         batches = sched.run_forever(max_ticks=max_ticks)
     finally:
@@ -261,3 +284,40 @@ def scheduler_command(
             signal.signal(s, handler)
         runner.close()
     err.print(f"scheduler stopped after {batches} batch(es)")
+
+
+@scenes_app.command("rejected")
+def scenes_rejected_command(
+    ctx: typer.Context,
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout")] = False,
+) -> None:
+    """List scenes no refresh reads any more (unreadable too many times), with the last error."""
+    engine = open_engine(ctx.obj)
+    records = list_rejected_scenes(engine, site_id=site)
+    if as_json:
+        out.print_json(
+            data=[
+                {"site_id": r.site_id, "provider": r.provider, "scene_id": r.scene_id,
+                 "acquired_at_utc": r.acquired_at_utc.isoformat(), "reason": r.reason, "meta": r.meta}
+                for r in records
+            ]
+        )  # fmt: skip
+        return
+    table = Table("site", "provider", "scene", "acquired (UTC)", "reason", title="rejected scenes")
+    for r in records:
+        table.add_row(r.site_id, r.provider, r.scene_id, r.acquired_at_utc.strftime("%Y-%m-%d %H:%M"), r.reason)
+    out.print(table)
+
+
+@scenes_app.command("clear")
+def scenes_clear_command(
+    ctx: typer.Context,
+    site_id: Annotated[str, typer.Argument(help="The site")],
+    scene_id: Annotated[str, typer.Argument(help="The rejected scene")],
+    by: Annotated[str, typer.Option(help="Who clears it (recorded in the audit log)")] = "operator",
+) -> None:
+    """Let the next refresh read a rejected scene again (exit 3 when the site has no such rejected scene)."""
+    engine = open_engine(ctx.obj)
+    cleared = clear_rejected_scene(engine, site_id, scene_id, actor=by)
+    out.print(f"{site_id}/{scene_id}: cleared ({len(cleared)} record(s)); the next refresh reads it again")

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from aoi.demo import DEMO_AS_OF, demo_portfolio
 from api.cli import risk as risk_cli
-from jobs.risk import load_demo_risk_inputs, score_portfolio
+from jobs.demo import load_demo_risk_inputs
+from jobs.risk import score_portfolio
 from jobs.settings import Settings
 from store import repo, risk_repo
 from store.risk_errors import AlertNotFoundError

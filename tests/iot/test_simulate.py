@@ -4,7 +4,8 @@ from aoi.demo import DEMO_AS_OF, demo_portfolio, fate_curve
 from iot.features import daily_features
 from iot.readings import validate_reading
 from iot.simulate import simulated_readings
-from jobs.iot import load_simulated_readings, site_daily_features
+from jobs.demo import load_simulated_readings
+from jobs.iot import site_daily_features
 from store import readings as rs
 from tests.iot.conftest import NOW
 

@@ -116,6 +116,52 @@ def test_a_worker_killed_mid_batch_still_leaves_every_site_done_exactly_once(
     _same_figures(engine, reference, COPIES)
 
 
+def test_a_process_pool_worker_killed_mid_site_is_resubmitted_and_every_site_done_once(
+    sim_archive, sim_sites, scene_cache, reference, tmp_path
+):
+    url = f"sqlite:///{tmp_path / 'sw.db'}"
+    engine = store.connect(url)
+    store.upgrade(engine)
+    book = clone_book(sim_sites, 2)
+    store_book(engine, book)
+    ids = [s.id for s in book.sites]
+    killed: list[str] = []
+
+    def kill_the_worker_mid_site(stop: threading.Event) -> None:
+        while not stop.is_set():
+            records = jobs_repo.list_jobs(engine, limit=None)
+            if any(r.status == "ok" for r in records):
+                fresh = datetime.now(UTC) - timedelta(seconds=0.3)
+                running = [r for r in records if r.status == "running" and r.owner and r.started_at > fresh]
+                if running:
+                    os.kill(int(running[0].owner.rsplit(":", 1)[1]), signal.SIGKILL)
+                    killed.append(running[0].site_id)
+                    return
+            time.sleep(0.02)
+
+    runner = ProcessPoolRunner(1)
+    stop = threading.Event()
+    killer = threading.Thread(target=kill_the_worker_mid_site, args=(stop,))
+    killer.start()
+    try:
+        result = run_refresh(engine, spec_for(url, sim_archive, scene_cache), ids, executor=runner)
+    finally:
+        stop.set()
+        killer.join(10)
+        runner.close()
+
+    assert killed, "the worker was killed in the middle of a site"
+    assert sorted(o.site_id for o in result.outcomes) == sorted(ids)
+    assert {o.status for o in result.outcomes} == {"ok"}, [o.label for o in result.outcomes]
+    sites = [r for r in jobs_repo.list_jobs(engine, batch_id=result.batch_id, limit=None) if r.kind == "site"]
+    assert sorted(r.site_id for r in sites) == sorted(ids), "one record per site"
+    assert {r.status for r in sites} == {"ok"}
+    attempts = {r.site_id: r.attempts for r in sites}
+    assert attempts[killed[0]] == 2, f"the killed site ran again under the same record: {attempts}"
+    assert row_counts(engine)["summaries"] == len(ids), "exactly one set of figures per site"
+    _same_figures(engine, reference, 2)
+
+
 def test_a_process_pool_gives_the_same_figures(sim_archive, sim_sites, scene_cache, reference, tmp_path):
     url = f"sqlite:///{tmp_path / 'sw.db'}"
     engine = store.connect(url)
@@ -141,9 +187,13 @@ def test_submit_refresh_runs_on_the_dask_cluster(sim_archive, sim_sites, scene_c
     engine = store.connect(url)
     store.upgrade(engine)
     store_book(engine)
-    settings = Settings(data_dir=tmp_path, database_url=url, archive_dir=sim_archive, checkpoint="")
+    # the address comes from the settings (SITEWATCH_DASK_ADDRESS), as the API's refresh endpoint passes none
+    settings = Settings(
+        data_dir=tmp_path, database_url=url, archive_dir=sim_archive, checkpoint="",
+        dask_address=cluster.scheduler_address,
+    )  # fmt: skip
     site = sim_sites[0].id
-    job_id = submit_refresh(engine, settings, site, as_of=TEST_AS_OF, dask_address=cluster.scheduler_address)
+    job_id = submit_refresh(engine, settings, site, as_of=TEST_AS_OF)
     deadline = time.monotonic() + 120
     while get_job(engine, job_id).status in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.2)

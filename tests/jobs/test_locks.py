@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -82,7 +83,11 @@ def test_an_advisory_lock_dies_with_its_holders_connection(db_url):
         holder._conn.invalidate()  # the connection drops, as when the worker is killed
         holder._conn = None
         holder.held = False
-        assert SiteLock(b, "s1", owner="b").acquire()
+        # the server ends the dead session's backend, and its locks, a moment after the socket closes
+        deadline = time.monotonic() + 10
+        while not SiteLock(b, "s1", owner="b").acquire():
+            assert time.monotonic() < deadline, "the lock outlived its holder's connection"
+            time.sleep(0.05)
     finally:
         a.dispose()
         b.dispose()
@@ -124,3 +129,24 @@ def test_two_concurrent_refreshes_of_a_site_run_it_once(engine, db_url, sim_arch
     assert sorted(labels.values()) == ["ok", "skipped: locked: another refresh of this site is running"]
     assert row_counts(engine)["summaries"] == 1
     assert sorted(jobs_repo.get_job(engine, j).status for j in jobs) == ["ok", "skipped"]
+
+
+def test_advisory_locks_of_two_books_in_two_schemas_do_not_collide(tmp_path):
+    from tests.conftest import fresh_database_url
+
+    first, second = (
+        fresh_database_url("postgresql", tmp_path, prefix="sw_lock_a"),
+        fresh_database_url("postgresql", tmp_path, prefix="sw_lock_b"),
+    )
+    engines = [store.connect(next(first)), store.connect(next(second))]
+    try:
+        locks = [SiteLock(e, "same-site-id", owner=f"job-{k}") for k, e in enumerate(engines)]
+        assert [lock.acquire() for lock in locks] == [True, True], "each schema is its own book"
+        assert not SiteLock(engines[0], "same-site-id", owner="job-9").acquire(), "but one per site within a book"
+        for lock in locks:
+            lock.release()
+    finally:
+        for e in engines:
+            e.dispose()
+        for gen in (first, second):
+            gen.close()

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from aoi.demo import DEMO_AS_OF, demo_portfolio
+from jobs.demo import load_demo_risk_inputs
 from jobs.notify import (
     LoanContacts,
     Notifier,
@@ -15,7 +16,7 @@ from jobs.notify import (
     verify_webhook_signature,
     webhook_signature,
 )
-from jobs.risk import load_demo_risk_inputs, score_portfolio
+from jobs.risk import score_portfolio
 from risk.demo import demo_contacts
 from store import repo, risk_repo
 from tests.jobs.risk_helpers import SmtpServer, WebhookReceiver, demo_progress, free_port

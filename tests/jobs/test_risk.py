@@ -3,7 +3,8 @@ from dataclasses import replace
 import pytest
 
 from aoi.demo import DEMO_AS_OF, demo_portfolio
-from jobs.risk import import_payments, latest_assessments, load_demo_risk_inputs, rescore, score_portfolio
+from jobs.demo import load_demo_risk_inputs
+from jobs.risk import import_payments, latest_assessments, rescore, score_portfolio
 from risk.errors import FeedInvalidError
 from store import repo, risk_repo
 from store.risk_errors import AlertNotFoundError, RiskStateError
@@ -119,3 +120,36 @@ def test_payment_import_stores_good_rows_and_keeps_rejected(demo_db):
     assert stored["2026-09-01"].restructured is True
     with pytest.raises(FeedInvalidError):
         import_payments(demo_db, "loan_id\nL-1\n", source="broken.csv")
+
+
+def test_the_portfolio_stage_loads_sites_and_loans_once(demo_db, monkeypatch):
+    from jobs.notify import Notifier
+    from jobs.pipeline import run_portfolio_stage
+
+    calls = {"list_sites": 0, "list_loans": 0}
+    for name in calls:
+        real = getattr(repo, name)
+
+        def counted(*a, _real=real, _name=name, **k):
+            calls[_name] += 1
+            return _real(*a, **k)
+
+        monkeypatch.setattr(repo, name, counted)
+    stage = run_portfolio_stage(demo_db, as_of=DEMO_AS_OF, batch_id="b" * 32, notifier=Notifier())
+    assert stage.status == "ok", stage.reason
+    assert stage.counts["loans_scored"] == len(demo_portfolio().loans)
+    assert calls == {"list_sites": 1, "list_loans": 1}, "features, inputs and notifications share one load"
+
+
+def test_market_figures_are_the_regions_for_every_loan(demo_db):
+    from jobs.risk import gather_inputs
+    from risk.figures import FeaturePolicy, market_figures
+    from risk.records import MarketObservation
+
+    policy = FeaturePolicy()
+    inputs, failed = gather_inputs(demo_db, as_of=DEMO_AS_OF, progress=demo_progress(), activity=None, policy=policy)
+    assert failed == []
+    market = [MarketObservation(m.region, m.indicator, m.on, m.value) for m in risk_repo.load_market(demo_db)]
+    assert any(i.market.change_pct is not None for i in inputs), "the demo series gives some regions a signal"
+    for i in inputs:
+        assert i.market == market_figures(market, i.region, DEMO_AS_OF, policy=policy)
