@@ -5,6 +5,7 @@ This is where the capabilities meet; each stays ignorant of the others.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +21,9 @@ from geo import Grid, grid_for, rasterize_mask
 from imagery.cache import SceneCache
 from imagery.cube import load_datacube
 from imagery.providers.base import SceneProvider
+from models.baseline import index_change_probability
 from models.errors import ModelError
-from models.estimate import S2_STAGE_BANDS, SceneEstimator, SiteLayers, baseline_composite, index_change_probability
+from models.estimate import S2_STAGE_BANDS, SceneEstimator, SiteLayers, baseline_composite
 from models.inference import ChangeDetector
 from models.progress import CurveOptions, summarize
 
@@ -89,7 +91,7 @@ def make_estimator(checkpoint: str | None, *, threads: int = 2) -> SceneEstimato
             method = f"model:{card.name}@{card.weights_sha256[:12]}"
             return SceneEstimator(detector.predict, detector.threshold, method, provenance=provenance)
     return SceneEstimator(
-        index_change_probability,
+        functools.partial(index_change_probability, bands=S2_STAGE_BANDS),
         0.5,
         "baseline:spectral-index",
         provenance={"checkpoint": None, "estimator": "NDVI loss or spectral angle > 10 deg, NDVI < 0.3"},

@@ -1,8 +1,8 @@
 """Non-learned change baselines: change vector analysis (CVA) with Otsu's threshold, and spectral indices.
 
 Pure functions on ``(band, y, x)`` float32 reflectance arrays of two co-registered dates. They are
-both the yardstick the learned model must beat and the fallback for progress estimation when no
-checkpoint fits the imagery (``cva_change_probability``).
+both the yardstick the learned model must beat and, for ``index_change_probability``, the fallback
+for progress estimation when no checkpoint fits the imagery.
 """
 
 from __future__ import annotations
@@ -124,25 +124,53 @@ def spectral_indices(image: FloatArray, bands: Sequence[str]) -> dict[str, Float
     return out
 
 
-def construction_index_probability(
-    before: FloatArray, after: FloatArray, bands: Sequence[str], valid: BoolArray | None = None
-) -> FloatArray | None:
-    """Change probability from spectral indices of new construction: NDVI loss plus NDBI / BSI gain.
+def index_change_probability(
+    before: FloatArray,
+    after: FloatArray,
+    valid: BoolArray | None = None,
+    *,
+    bands: Sequence[str],
+    ndvi_loss: float = 0.2,
+    angle_deg: float = 10.0,
+) -> FloatArray:
+    """Non-learned change of land cover towards works: vegetation lost, or a new material.
 
-    Construction replaces vegetation with soil, concrete and roofs, so NDVI falls and the
-    built-up / bare-soil indices rise. The summed index change is thresholded with Otsu like CVA.
+    Magnitude tests (CVA) confuse a meadow drying out in summer with clearing, because both move
+    reflectance a lot. Works surfaces share one trait instead: they are not green. So a pixel is
+    changed when it is not vegetation now (NDVI below the built threshold is applied by the
+    estimator) and either lost at least ``ndvi_loss`` of NDVI since the baseline or turned into a
+    different material (spectral angle to the baseline above ``angle_deg``).
+
+    This is the progress estimator's fallback when no checkpoint fits the imagery, and the
+    ``index_baseline`` scored beside every model.
+
+    Args:
+        before: ``(C, H, W)`` reflectance of the baseline.
+        after: ``(C, H, W)`` reflectance of the scene.
+        valid: ``(H, W)`` pixels to score (default: where both dates are finite).
+        bands: Sentinel-2 band names in channel order; must include B04 and B08.
+        ndvi_loss: NDVI drop that counts as clearing.
+        angle_deg: Spectral angle that counts as a new material.
 
     Returns:
-        ``(H, W)`` float32 in [0, 1] (NaN where invalid), or None when the bands lack red + NIR.
+        (y, x) float32 in [0, 1] (a smooth score, 0.5 at the tests' edge), NaN where invalid.
     """
     _check_pair(before, after)
-    i1, i2 = spectral_indices(before, bands), spectral_indices(after, bands)
-    if "ndvi" not in i1:
-        return None
-    score = i1["ndvi"] - i2["ndvi"]
-    for name in ("ndbi", "bsi"):
-        if name in i1:
-            score = score + (i2[name] - i1[name])
-    score = score.astype(np.float32)
-    score[~_valid_mask(before, after, valid)] = np.nan
-    return _otsu_probability(score)
+    valid = _valid_mask(before, after, valid)
+    ndvi_b, ndvi_a = ndvi_of(before, bands), ndvi_of(after, bands)
+    dot = np.sum(before * after, axis=0)
+    with np.errstate(all="ignore"):
+        cos = np.clip(dot / (np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0)), -1.0, 1.0)
+    angle = np.degrees(np.arccos(cos))
+    score = np.maximum((ndvi_b - ndvi_a) / ndvi_loss, angle / angle_deg)
+    prob: FloatArray = (1.0 / (1.0 + np.exp(-8.0 * (score - 1.0)))).astype(np.float32)
+    prob[~(valid & np.isfinite(prob))] = np.nan
+    return prob
+
+
+def ndvi_of(image: FloatArray, bands: Sequence[str]) -> FloatArray:
+    """NDVI of a ``(C, H, W)`` Sentinel-2 image (bands must include B04 and B08); 1 where undefined."""
+    red, nir = image[list(bands).index("B04")], image[list(bands).index("B08")]
+    with np.errstate(all="ignore"):
+        ndvi: FloatArray = np.nan_to_num((nir - red) / (nir + red), nan=1.0).astype(np.float32)
+    return ndvi

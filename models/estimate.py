@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aoi.records import SceneProgress
+from models.baseline import ndvi_of
 
 logger = logging.getLogger(__name__)
 
@@ -226,44 +227,6 @@ def pixel_stages(
     return stage, soil
 
 
-def index_change_probability(
-    before: FloatArray,
-    after: FloatArray,
-    valid: BoolArray,
-    *,
-    bands: Sequence[str] = S2_STAGE_BANDS,
-    ndvi_loss: float = 0.2,
-    angle_deg: float = 10.0,
-) -> FloatArray:
-    """Non-learned change of land cover towards works: vegetation lost, or a new material.
-
-    Magnitude tests (CVA) confuse a meadow drying out in summer with clearing, because both move
-    reflectance a lot. Works surfaces share one trait instead: they are not green. So a pixel is
-    changed when it is not vegetation now (NDVI below the built threshold is applied by the
-    estimator) and either lost at least ``ndvi_loss`` of NDVI since the baseline or turned into a
-    different material (spectral angle to the baseline above ``angle_deg``).
-
-    Returns:
-        (y, x) float32 in [0, 1] (a smooth score, 0.5 at the tests' edge), NaN where invalid.
-    """
-    ndvi_b, ndvi_a = _ndvi(before, bands), _ndvi(after, bands)
-    dot = np.sum(before * after, axis=0)
-    with np.errstate(all="ignore"):
-        cos = np.clip(dot / (np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0)), -1.0, 1.0)
-    angle = np.degrees(np.arccos(cos))
-    score = np.maximum((ndvi_b - ndvi_a) / ndvi_loss, angle / angle_deg)
-    prob: FloatArray = (1.0 / (1.0 + np.exp(-8.0 * (score - 1.0)))).astype(np.float32)
-    prob[~(valid & np.isfinite(prob))] = np.nan
-    return prob
-
-
-def _ndvi(image: FloatArray, bands: Sequence[str]) -> FloatArray:
-    red, nir = image[list(bands).index("B04")], image[list(bands).index("B08")]
-    with np.errstate(all="ignore"):
-        ndvi: FloatArray = np.nan_to_num((nir - red) / (nir + red), nan=1.0).astype(np.float32)
-    return ndvi
-
-
 @dataclass(frozen=True, slots=True)
 class SceneEstimator:
     """Turns one scene into a ``SceneProgress`` against the site's baseline.
@@ -316,7 +279,7 @@ class SceneEstimator:
         seen_fp = float((fp & ok).sum() / max(fp.sum(), 1))
         prob = self.change(baseline, image, ok)
         changed = (np.nan_to_num(prob, nan=0.0) >= self.threshold) & (
-            _ndvi(image, self.stage_bands) < self.rules.max_built_ndvi
+            ndvi_of(image, self.stage_bands) < self.rules.max_built_ndvi
         )
         decisive = np.abs(np.nan_to_num(prob[fp & ok], nan=0.5) - 0.5) * 2
         confidence = float(decisive.mean()) if decisive.size else 0.0

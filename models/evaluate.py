@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from models.baseline import construction_index_probability, cva_change_probability
+from models.baseline import cva_change_probability, index_change_probability
 from models.datasets.base import ChangePair
 from models.inference import ChangeDetector
 from models.metrics import Confusion, confusion
@@ -94,8 +94,12 @@ def evaluate_pairs(
         model = confusion(np.nan_to_num(probability, nan=0.0) >= t, pair.label, scored)
         cva = cva_change_probability(pair.before, pair.after, valid)
         baseline = confusion(np.nan_to_num(cva, nan=0.0) >= 0.5, pair.label, scored)
-        index_p = construction_index_probability(pair.before, pair.after, detector.bands, valid)
-        index = None if index_p is None else confusion(np.nan_to_num(index_p) >= 0.5, pair.label, scored)
+        index = None
+        if {"B04", "B08"} <= {b.upper() for b in detector.bands}:
+            # The production fallback (progress without a fitting checkpoint), scored on the same pixels.
+            s2_bands = [b.upper() for b in detector.bands]
+            index_p = index_change_probability(pair.before, pair.after, valid, bands=s2_bands)
+            index = confusion(np.nan_to_num(index_p) >= 0.5, pair.label, scored)
         score = PairScore(pair.name, model, baseline, index)
         report.pairs.append(score)
         logger.debug("scored pair %s: f1 %.3f", pair.name, model.scores()["f1"])
