@@ -10,7 +10,10 @@ the connection the message arrived on (packet ids are per connection), so after 
 broker redelivers instead of a stale id acknowledging someone else's message.
 
 Flow control comes from MQTT 5 Receive Maximum: the broker stops sending once that many messages
-are unacknowledged, so a slow database backs the flow up into the broker instead of memory.
+are unacknowledged, so a slow database backs the flow up into the broker instead of memory. It is
+also what a restart costs: every message the broker has sent but not had acknowledged is
+delivered again to the next run, so the window is kept at two commit batches (one being
+committed, one arriving), which bounds redeliveries after a restart or crash to that.
 
 Broker requirements for "nothing lost" (Mosquitto): ``persistence true`` (sessions and queued
 messages survive a broker restart; they are saved at shutdown and every ``autosave_interval``),
@@ -22,9 +25,9 @@ is away.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -146,7 +149,8 @@ class MqttSubscriber:
         linger_s: How long to wait for more messages before handing over a partial batch.
         session_expiry_s: How long the broker keeps the session (and queues for it) while the
             subscriber is away.
-        receive_maximum: Most unacknowledged messages the broker may send (MQTT 5 flow control).
+        receive_maximum: Most unacknowledged messages the broker may send (MQTT 5 flow control),
+            and so the most that are delivered again after a restart; default two batches.
         reconnect_min_s: First delay before reconnecting; doubles up to ``reconnect_max_s``.
         reconnect_max_s: Longest delay between reconnection attempts.
         retry_max_s: Longest delay between attempts to hand a failed batch over again.
@@ -162,13 +166,17 @@ class MqttSubscriber:
         batch_size: int = 2000,
         linger_s: float = 0.05,
         session_expiry_s: int = 7 * 24 * 3600,
-        receive_maximum: int = 10_000,
+        receive_maximum: int | None = None,
         reconnect_min_s: int = 1,
         reconnect_max_s: int = 30,
         retry_max_s: float = 30.0,
     ) -> None:
+        if receive_maximum is None:
+            receive_maximum = min(65_535, 2 * batch_size)
         if not 1 <= receive_maximum <= 65_535:
             raise ValueError(f"receive_maximum {receive_maximum} must be in 1..65535 (MQTT 5)")
+        if batch_size < 1:
+            raise ValueError(f"batch_size {batch_size} must be at least 1")
         self.address = address
         self.subscription = subscription
         self.handler = handler
@@ -181,11 +189,17 @@ class MqttSubscriber:
         self.reconnect_max_s = reconnect_max_s
         self.retry_max_s = retry_max_s
         self.stats = SubscriberStats()
-        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        # The network thread appends, the caller's thread pops: deque operations are atomic, and
+        # ``_wake`` is set only when the waiting side has enough (once per batch, not per message:
+        # a queue that wakes its reader on every message costs more than parsing it).
+        self._inbox: deque[Message] = deque()
+        self._want = 1
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = threading.Event()
         self._subscribed = threading.Event()
+        self._disconnected = threading.Event()
 
     # ------------------------------------------------------------ paho callbacks (network thread)
 
@@ -217,6 +231,7 @@ class MqttSubscriber:
             self._generation += 1  # packet ids of the old connection must not be acknowledged
         self._connected.clear()
         self._subscribed.clear()
+        self._disconnected.set()
         if reason.is_failure:
             logger.warning("lost connection to %s (%s); reconnecting with backoff", self.address, reason)
 
@@ -224,20 +239,23 @@ class MqttSubscriber:
         logger.warning("cannot connect to %s; retrying with backoff", self.address)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        with self._lock:
-            generation = self._generation
-        self._inbox.put(
+        # Only this thread changes the generation, so reading it needs no lock here. paho hands
+        # payloads over as bytes already (a slice of the packet); copy only what is not.
+        payload = msg.payload
+        self._inbox.append(
             Message(
                 msg.topic,
-                bytes(msg.payload),
+                payload if isinstance(payload, bytes) else bytes(payload),
                 datetime.now(UTC),
                 time.monotonic(),
                 bool(msg.dup),
                 msg.mid,
                 msg.qos,
-                generation,
+                self._generation,
             )
         )
+        if len(self._inbox) >= self._want:
+            self._wake.set()
 
     # ------------------------------------------------------------ main loop (caller's thread)
 
@@ -275,7 +293,12 @@ class MqttSubscriber:
             for lo in range(0, len(rest), self.batch_size):
                 self._hand_over(client, rest[lo : lo + self.batch_size], stop)
         finally:
-            client.disconnect()
+            # The DISCONNECT is queued behind the last acknowledgements; wait until it is written
+            # so that they reach the broker (stopping the network thread first would drop them
+            # and the broker would deliver those messages again).
+            self._disconnected.clear()
+            if client.disconnect() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._disconnected.wait(5.0)
             client.loop_stop()
         logger.info(
             "stopped: %s received, %s acknowledged, %s redelivered, %s batches",
@@ -287,34 +310,31 @@ class MqttSubscriber:
         return self.stats
 
     def _take(self, stop: threading.Event) -> list[Message]:
-        try:
-            first = self._inbox.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.linger_s
-        while len(batch) < self.batch_size and not stop.is_set():
-            try:
-                batch.append(self._inbox.get_nowait())
+        """Wait for a batch: ``batch_size`` messages, or what arrived ``linger_s`` after the first."""
+        inbox = self._inbox
+        deadline: float | None = None
+        while len(inbox) < self.batch_size and not stop.is_set():
+            now = time.monotonic()
+            if inbox:
+                if deadline is None:
+                    deadline = now + self.linger_s
+                if now >= deadline:
+                    break
+                self._want, timeout = self.batch_size, deadline - now
+            else:
+                self._want, timeout = 1, 0.2
+            self._wake.clear()
+            if len(inbox) >= self._want:  # arrived between the check and the clear
                 continue
-            except queue.Empty:
-                pass
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(self._inbox.get(timeout=left))
-            except queue.Empty:
-                break
-        return batch
+            if not self._wake.wait(timeout) and not inbox:
+                return []
+        return self._drain(self.batch_size)
 
     def _drain(self, limit: int) -> list[Message]:
         out: list[Message] = []
-        while len(out) < limit:
-            try:
-                out.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
+        inbox = self._inbox
+        while inbox and len(out) < limit:
+            out.append(inbox.popleft())
         return out
 
     def _hand_over(self, client: paho.Client, batch: list[Message], stop: threading.Event) -> None:

@@ -366,7 +366,6 @@ def run_listener(
         client_id=client_id,
         batch_size=batch_size,
         linger_s=linger_s,
-        receive_maximum=min(65_535, 5 * batch_size),
     )
     if ready is not None:
         signal = ready
