@@ -106,7 +106,6 @@ def child_listen(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ready = threading.Event()
     out = open(args.latency_file, "a", encoding="utf-8")
-    cpu_at_ready: list[float] = []
 
     def on_commit(pairs, committed):
         lat = [
@@ -119,7 +118,6 @@ def child_listen(args: argparse.Namespace) -> None:
 
     def announce() -> None:
         ready.wait()
-        cpu_at_ready.append(time.process_time())  # all threads of this process
         Path(args.ready_file).write_text("ready")
 
     main_prof = net_prof = None
@@ -138,10 +136,11 @@ def child_listen(args: argparse.Namespace) -> None:
         paho.Client._thread_main = profiled
         main_prof.enable()
     threading.Thread(target=announce, daemon=True).start()
+    cpu_start = time.process_time()  # all threads of this process; imports are done
     stats, summary = run_listener(
         engine, args.mqtt_url, stop=stop, client_id=args.client_id, on_commit=on_commit, ready=ready
     )
-    cpu = time.process_time() - (cpu_at_ready[0] if cpu_at_ready else 0.0)
+    cpu = time.process_time() - cpu_start
     if main_prof is not None and net_prof is not None:
         main_prof.disable()
         tag = Path(args.stats_file).stem
@@ -369,6 +368,12 @@ def main() -> None:
     parser.add_argument("--mqtt-url", default=None, help="default: a private mosquitto on a free port")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--profile", default=None, help="write cProfile files of the listener here and summarise")
+    parser.add_argument(
+        "--restart",
+        choices=["term", "kill"],
+        default="term",
+        help="stop the listener midway with SIGTERM (clean) or SIGKILL (a crash: nothing drained or acknowledged)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("mode", nargs="?", default="run", choices=["run", "_listen", "_publish"])
     parser.add_argument("--latency-file")
@@ -465,10 +470,14 @@ def run(args: argparse.Namespace) -> None:
         deadline = time.monotonic() + args.timeout
         while log_.poll() < args.n // 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        log(f"restarting the listener at {log_.stored} stored")
-        listener.send_signal(signal.SIGTERM)
+        log(f"restarting the listener ({args.restart}) at {log_.stored} stored")
+        t_stop = time.monotonic()
+        listener.send_signal(signal.SIGKILL if args.restart == "kill" else signal.SIGTERM)
         listener.wait(60)
+        log(f"listener stopped in {time.monotonic() - t_stop:.2f} s")
+        stopped = time.monotonic()
         listener = start_listener(1)
+        log(f"listener restarted in {time.monotonic() - stopped:.2f} s")
 
         last, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
@@ -487,7 +496,11 @@ def run(args: argparse.Namespace) -> None:
 
         total, distinct = _count(engine)
         pub = json.loads(pub_stats.read_text())
-        listeners = [json.loads((work / f"listener-{k}.json").read_text()) for k in (0, 1)]
+        # A killed listener leaves no stats: count what it did from the table and the log.
+        listeners = [
+            json.loads(f.read_text()) if f.exists() else {"redelivered": 0, "duplicate": 0, "cpu_s": 0.0}
+            for f in (work / f"listener-{k}.json" for k in (0, 1))
+        ]
         elapsed = max(log_.commits) - pub["started"]
         latencies = sorted(log_.latencies)
         listener_cpu = sum(x["cpu_s"] for x in listeners)
@@ -506,6 +519,7 @@ def run(args: argparse.Namespace) -> None:
             "latency_p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
             "elapsed_s": round(elapsed, 2),
             "listener_restarts": 1,
+            "restart": args.restart,
             "listener_cpu_s": round(listener_cpu, 2),
             "listener_ceiling_per_s": round(distinct / listener_cpu, 1) if listener_cpu else None,
             "publisher_per_s": round(args.n / (pub["finished"] - pub["started"]), 1),

@@ -200,6 +200,7 @@ class MqttSubscriber:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._disconnected = threading.Event()
+        self._barrier = threading.Event()
 
     # ------------------------------------------------------------ paho callbacks (network thread)
 
@@ -225,6 +226,9 @@ class MqttSubscriber:
             logger.error("subscription to %s refused: %s", self.subscription, reasons)
             return
         self._subscribed.set()
+
+    def _on_unsubscribe(self, _client: paho.Client, _userdata: Any, _mid: int, _reasons: Any, _props: Any) -> None:
+        self._barrier.set()
 
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _p: Any) -> None:
         with self._lock:
@@ -276,6 +280,7 @@ class MqttSubscriber:
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = self.receive_maximum
@@ -293,13 +298,7 @@ class MqttSubscriber:
             for lo in range(0, len(rest), self.batch_size):
                 self._hand_over(client, rest[lo : lo + self.batch_size], stop)
         finally:
-            # The DISCONNECT is queued behind the last acknowledgements; wait until it is written
-            # so that they reach the broker (stopping the network thread first would drop them
-            # and the broker would deliver those messages again).
-            self._disconnected.clear()
-            if client.disconnect() == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._disconnected.wait(5.0)
-            client.loop_stop()
+            self._leave(client)
         logger.info(
             "stopped: %s received, %s acknowledged, %s redelivered, %s batches",
             self.stats.received,
@@ -308,6 +307,25 @@ class MqttSubscriber:
             self.stats.batches,
         )
         return self.stats
+
+    def _leave(self, client: paho.Client) -> None:
+        """Make sure the broker has processed the last acknowledgements, then disconnect.
+
+        Closing a socket that still has unread data (the broker keeps sending up to the receive
+        window) makes the kernel send a reset, and the broker then discards what it had not read
+        yet: the last PUBACKs, so that batch would be delivered again. An UNSUBSCRIBE of a filter
+        we never subscribed is a round trip the broker answers only after everything sent before
+        it, so its UNSUBACK proves the acknowledgements arrived (the real subscription stays).
+        """
+        if self._connected.is_set():
+            self._barrier.clear()
+            rc, _mid = client.unsubscribe(f"{self.client_id}/sitewatch-barrier")
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._barrier.wait(5.0):
+                logger.warning("broker %s did not confirm the last acknowledgements", self.address)
+        self._disconnected.clear()
+        if client.disconnect() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._disconnected.wait(5.0)  # written after every acknowledgement queued before it
+        client.loop_stop()
 
     def _take(self, stop: threading.Event) -> list[Message]:
         """Wait for a batch: ``batch_size`` messages, or what arrived ``linger_s`` after the first."""
