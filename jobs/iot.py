@@ -17,17 +17,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Literal, overload
 
 from sqlalchemy import Engine
 
 from aoi.demo import fate_curve
+from aoi.errors import SiteNotFoundError
 from aoi.model import Site
 from iot.errors import BatchTooLargeError, CsvInvalidError
-from iot.features import SiteDayFeatures, daily_features
+from iot.features import SiteDayFeatures, daily_features, local_midnight_utc
 from iot.mqtt import BrokerAddress, Message, MqttSubscriber, SubscriberStats, publish_all
 from iot.readings import (
     TOPIC_ROOT,
@@ -44,7 +44,9 @@ from iot.readings import (
     topic_for,
 )
 from iot.simulate import simulated_readings
+from iot.sitetime import site_timezone
 from store import readings as readings_store
+from store import repo
 from store.readings import ReadingsRefusedError, ReadingStatus
 
 logger = logging.getLogger(__name__)
@@ -544,10 +546,31 @@ def site_daily_features(
     *,
     baseline_days: int = 28,
     silence_hours: float = 24.0,
+    tz: tzinfo | None = None,
 ) -> list[SiteDayFeatures]:
-    """Daily activity features of one site (UTC days ``start``..``end``) from its stored readings."""
-    window_start = datetime.combine(start - timedelta(days=baseline_days), dtime(), UTC)
-    window_end = datetime.combine(end + timedelta(days=1), dtime(), UTC)
+    """Daily activity features of one site over its local days ``start``..``end``, from its stored readings.
+
+    Args:
+        engine: The database.
+        site_id: The site.
+        start: First local day.
+        end: Last local day (inclusive).
+        baseline_days: Length of the activity baseline (days).
+        silence_hours: Hours without a reading after which a sensor or the site is silent.
+        tz: The site's time zone; by default :func:`iot.sitetime.site_timezone` of the stored
+            site (UTC, with a warning, for readings of a site no longer in the portfolio).
+
+    Raises:
+        SiteTimezoneError: The site's ``properties.timezone`` names no zone.
+    """
+    if tz is None:
+        try:
+            tz = site_timezone(repo.get_site(engine, site_id))
+        except SiteNotFoundError:
+            logger.warning("site %s is not in the portfolio: UTC days", site_id, extra={"site_id": site_id})
+            tz = UTC
+    window_start = local_midnight_utc(start - timedelta(days=baseline_days), tz)
+    window_end = local_midnight_utc(end + timedelta(days=1), tz)
     history = readings_store.last_reading_per_sensor(engine, site_id, before_utc=window_start)
     rows = readings_store.list_readings(engine, site_id, start_utc=window_start, end_utc=window_end)
     return daily_features(
@@ -557,4 +580,5 @@ def site_daily_features(
         end=end,
         baseline_days=baseline_days,
         silence_hours=silence_hours,
+        tz=tz,
     )
