@@ -164,8 +164,12 @@ class _RawTexts(Sequence[str]):
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
-            return [raw_text(r) for r in self._raws[i]]
-        return raw_text(self._raws[i])
+            return [self._text(r) for r in self._raws[i]]
+        return self._text(self._raws[i])
+
+    @staticmethod
+    def _text(raw: Any) -> str:
+        return raw_text(reading_payload(raw) if isinstance(raw, Reading) else raw)
 
 
 def _store(engine: Engine, batch: _Batch, *, source: Source) -> dict[int, ItemOutcome]:
@@ -181,7 +185,7 @@ def _store(engine: Engine, batch: _Batch, *, source: Source) -> dict[int, ItemOu
         if batch.readings:
             r = batch.readings[0]
             reason = f"database refused the reading: {exc}"
-            dead = Rejection(raw_text(batch.raws[0]), reason, batch.origins[0], r.site_id, r.sensor_id)
+            dead = Rejection(_RawTexts._text(batch.raws[0]), reason, batch.origins[0], r.site_id, r.sensor_id)
             readings_store.save_batch(engine, (), [dead], source=source)
             logger.error("reading dead-lettered: %s", reason, extra={"site_id": r.site_id})
             return {batch.reading_index[0]: ItemOutcome(batch.reading_index[0], "rejected", reason)}
@@ -305,6 +309,15 @@ class MessageWriter:
         """Store one batch of messages; returns once committed."""
         batch = _Batch()
         index = 0
+        # One directory look-up per site and batch, not per reading (it takes a lock).
+        known: dict[str, bool] = {}
+
+        def site_exists(site_id: str) -> bool:
+            found = known.get(site_id)
+            if found is None:
+                found = known[site_id] = self.sites(site_id)
+            return found
+
         for msg in messages:
             site_id, sensor_id = ids_from_topic(msg.topic, root=self.root)
             if site_id is None:
@@ -315,14 +328,15 @@ class MessageWriter:
             parsed = parse_payload(
                 msg.payload,
                 now_utc=msg.received_at_utc,
-                site_exists=self.sites,
+                site_exists=site_exists,
                 origin=msg.topic,
                 site_id=site_id,
                 sensor_id=sensor_id,
                 max_items=MAX_BATCH,
             )
             for p in parsed:
-                raw: Any = msg.payload if len(parsed) == 1 else (p.reading and reading_payload(p.reading))
+                # An item of a batch message is kept as its reading, rendered only if it conflicts.
+                raw: Any = msg.payload if len(parsed) == 1 else p.reading
                 batch.add(index, p, raw, msg.topic)
                 index += 1
         outcomes = _store(self.engine, batch, source="mqtt") if batch.size else {}
