@@ -298,6 +298,133 @@ def child_publish(args: argparse.Namespace) -> None:
     )
 
 
+# ---------------------------------------------------------------- parts: CPU cost per stage
+
+
+def _bench_messages(n: int, per_message: int) -> list[tuple[str, bytes]]:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    out = []
+    for i, (topic, k) in enumerate(_messages(n, per_message)):
+        items = [
+            {
+                "kind": "power_kwh",
+                "observed_at": (start + timedelta(microseconds=i * per_message + j)).isoformat(),
+                "value": 1.5 + (i % 40),
+                "unit": "kWh",
+            }
+            for j in range(k)
+        ]
+        out.append((topic, json.dumps(items[0] if per_message == 1 else items).encode()))
+    return out
+
+
+def parts(args: argparse.Namespace) -> None:
+    """CPU per reading of each stage in isolation, on one thread: what bounds one listener.
+
+    ``writer_us``: validate and commit (MessageWriter) batches of 2000 messages, in process.
+    ``subscriber_us``: receive and acknowledge (MqttSubscriber, handler doing nothing) messages
+    queued for it on the private broker. Their sum is the listener's CPU per reading; its inverse
+    is what one listener can store with a core to itself.
+    """
+    import resource
+
+    from iot.mqtt import BrokerAddress, Message, MqttSubscriber
+    from jobs.iot import MessageWriter
+
+    def cpu_s() -> float:  # this process, every thread
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    work = Path(tempfile.mkdtemp(prefix="sitewatch-bench-iot-"))
+    broker = None
+    schema = admin = None
+    url = args.database_url or f"sqlite:///{work / 'bench.db'}"
+    try:
+        if url.startswith("postgresql"):
+            schema = f"bench_iot_{uuid.uuid4().hex[:8]}"
+            admin = store.connect(url)
+            with admin.begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA {schema}"))
+            url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema},public"
+        engine = store.connect(url)
+        store.upgrade(engine)
+        repo.save_portfolio(engine, demo_portfolio())
+        payloads = _bench_messages(args.n, args.per_message)
+        now = datetime.now(UTC)
+        messages = [
+            Message(topic, payload, now, time.monotonic(), False, i % 65_535 + 1, 1, 1)
+            for i, (topic, payload) in enumerate(payloads)
+        ]
+
+        # Stage 1: validation and the database write.
+        writer = MessageWriter(engine)
+        writer(messages[:10])  # warm up: connection, site directory
+        c0, t0 = cpu_s(), time.perf_counter()
+        for lo in range(10, len(messages), 2000):
+            writer(messages[lo : lo + 2000])
+        writer_cpu, writer_wall = cpu_s() - c0, time.perf_counter() - t0
+        readings = writer.summary.accepted
+
+        # Stage 2: MQTT receive and acknowledge, with messages already queued at the broker.
+        broker, mqtt_url = start_broker(work)
+        address = BrokerAddress.parse(mqtt_url)
+        got = [0]
+        done = threading.Event()
+
+        def nothing(batch) -> None:
+            got[0] += len(batch)
+            if got[0] >= len(payloads):
+                done.set()
+
+        client_id = f"bench-parts-{uuid.uuid4().hex[:6]}"
+        stop = threading.Event()
+        sub = MqttSubscriber(address, "sitewatch/sites/+/sensors/+", nothing, client_id=client_id)
+        th = threading.Thread(target=sub.run, args=(stop,))
+        th.start()
+        sub.wait_subscribed(10)
+        stop.set()
+        th.join()
+        pub = RawPublisher(mqtt_url, f"bench-pub-{uuid.uuid4().hex[:6]}")
+        for lo in range(0, len(payloads), 500):
+            pub.send([pub.packet(topic, payload) for topic, payload in payloads[lo : lo + 500]])
+        pub.flush(300)
+        stop = threading.Event()
+        sub = MqttSubscriber(address, "sitewatch/sites/+/sensors/+", nothing, client_id=client_id)
+        c0, t0 = cpu_s(), time.perf_counter()
+        th = threading.Thread(target=sub.run, args=(stop,))
+        th.start()
+        done.wait(300)
+        sub_cpu, sub_wall = cpu_s() - c0, time.perf_counter() - t0
+        stop.set()
+        th.join()
+
+        writer_us = writer_cpu / readings * 1e6
+        subscriber_us = sub_cpu / args.n * 1e6
+        result = {
+            "backend": engine.dialect.name,
+            "n": args.n,
+            "per_message": args.per_message,
+            "writer_us": round(writer_us, 1),
+            "writer_per_s_wall": round(readings / writer_wall, 1),
+            "subscriber_us": round(subscriber_us, 1),
+            "subscriber_per_s_wall": round(args.n / sub_wall, 1),
+            "listener_us": round(writer_us + subscriber_us, 1),
+            "ceiling_per_s": round(1e6 / (writer_us + subscriber_us), 1),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
+        engine.dispose()
+        print(json.dumps(result))
+    finally:
+        if broker is not None:
+            broker.terminate()
+            broker.wait(10)
+        if schema is not None and admin is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- parent
 
 
@@ -375,7 +502,7 @@ def main() -> None:
         help="stop the listener midway with SIGTERM (clean) or SIGKILL (a crash: nothing drained or acknowledged)",
     )
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("mode", nargs="?", default="run", choices=["run", "_listen", "_publish"])
+    parser.add_argument("mode", nargs="?", default="run", choices=["run", "parts", "_listen", "_publish"])
     parser.add_argument("--latency-file")
     parser.add_argument("--ready-file")
     parser.add_argument("--stats-file")
@@ -388,6 +515,9 @@ def main() -> None:
         return
     if args.mode == "_publish":
         child_publish(args)
+        return
+    if args.mode == "parts":
+        parts(args)
         return
     run(args)
 

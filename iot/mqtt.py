@@ -93,6 +93,9 @@ class Message:
         received_at_utc: When the subscriber received it.
         received_monotonic: ``time.monotonic()`` at receipt, for latency figures.
         redelivered: The broker flagged it as a repeat (DUP): it may be stored already.
+            Mosquitto 2.0 also flags messages queued for a session that it had not yet
+            delivered (20 000 of a 50 000 burst after one restart, of which none had reached
+            the listener before), so this counts resends, not readings seen twice.
     """
 
     topic: str
