@@ -138,7 +138,14 @@ def child_listen(args: argparse.Namespace) -> None:
     threading.Thread(target=announce, daemon=True).start()
     cpu_start = time.process_time()  # all threads of this process; imports are done
     stats, summary = run_listener(
-        engine, args.mqtt_url, stop=stop, client_id=args.client_id, on_commit=on_commit, ready=ready
+        engine,
+        args.mqtt_url,
+        stop=stop,
+        client_id=args.client_id,
+        on_commit=on_commit,
+        ready=ready,
+        batch_size=args.batch_size,
+        **({} if args.receive_maximum is None else {"receive_maximum": args.receive_maximum}),
     )
     cpu = time.process_time() - cpu_start
     if main_prof is not None and net_prof is not None:
@@ -501,6 +508,8 @@ def main() -> None:
         default="term",
         help="stop the listener midway with SIGTERM (clean) or SIGKILL (a crash: nothing drained or acknowledged)",
     )
+    parser.add_argument("--batch-size", type=int, default=2000, help="listener: most messages per commit")
+    parser.add_argument("--receive-maximum", type=int, default=None, help="listener: MQTT 5 window (default 2 batches)")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("mode", nargs="?", default="run", choices=["run", "parts", "_listen", "_publish"])
     parser.add_argument("--latency-file")
@@ -552,6 +561,9 @@ def run(args: argparse.Namespace) -> None:
         lat_file = work / "latency.jsonl"
         me = [sys.executable, str(Path(__file__).resolve())]
         common = ["--database-url", url, "--mqtt-url", mqtt_url, "--client-id", client_id]
+        common += ["--batch-size", str(args.batch_size)]
+        if args.receive_maximum is not None:
+            common += ["--receive-maximum", str(args.receive_maximum)]
         if profile_dir is not None:
             common += ["--profile", str(profile_dir)]
 
@@ -650,6 +662,8 @@ def run(args: argparse.Namespace) -> None:
             "elapsed_s": round(elapsed, 2),
             "listener_restarts": 1,
             "restart": args.restart,
+            "batch_size": args.batch_size,
+            "receive_maximum": args.receive_maximum or min(65_535, 2 * args.batch_size),
             "listener_cpu_s": round(listener_cpu, 2),
             "listener_ceiling_per_s": round(distinct / listener_cpu, 1) if listener_cpu else None,
             "publisher_per_s": round(args.n / (pub["finished"] - pub["started"]), 1),

@@ -358,6 +358,7 @@ def run_listener(
     root: str = TOPIC_ROOT,
     batch_size: int = 2000,
     linger_s: float = 0.05,
+    receive_maximum: int | None = None,
     on_commit: CommitHook | None = None,
     ready: threading.Event | None = None,
 ) -> tuple[SubscriberStats, IngestSummary]:
@@ -371,6 +372,8 @@ def run_listener(
         root: Topic root.
         batch_size: Most messages per transaction.
         linger_s: Longest wait for a batch to fill.
+        receive_maximum: Most unacknowledged messages in flight, and so most redelivered after
+            a crash (default two batches).
         on_commit: Called after each commit (benchmarks measure latency with it).
         ready: Set once the subscription is active.
     """
@@ -382,6 +385,7 @@ def run_listener(
         client_id=client_id,
         batch_size=batch_size,
         linger_s=linger_s,
+        receive_maximum=receive_maximum,
     )
     if ready is not None:
         signal = ready

@@ -131,10 +131,10 @@ def _identity(r: ReadingLike) -> Identity:
     return (r.site_id, r.sensor_id, r.observed_at_utc)
 
 
-#: PostgreSQL: one statement per batch, the columns sent as arrays through the driver (psycopg
-#: adapts lists to typed arrays). A multi-row VALUES insert spends most of its time in psycopg
-#: rewriting thousands of placeholders, and SQLAlchemy's per-element array processing costs
-#: more than the insert itself.
+#: PostgreSQL: one statement per batch, each column sent as one array literal that the server
+#: parses. A multi-row VALUES insert spends most of its time in psycopg rewriting thousands of
+#: placeholders, and adapting Python lists element by element (SQLAlchemy's array processing, or
+#: psycopg's list dumper) costs more than the insert itself; a joined string costs a C loop.
 _UNNEST_INSERT = """
     INSERT INTO readings (site_id, sensor_id, kind, observed_at, value, unit, source, received_at)
     SELECT s, n, k, o, v, u, %(source)s, %(received_at)s
@@ -145,19 +145,37 @@ _UNNEST_INSERT = """
 """
 
 
+def _quoted(text: str) -> str:
+    """One element of a PostgreSQL array literal, double-quoted (so ``NULL`` stays a string)."""
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def pg_text_array(items: Iterable[str]) -> str:
+    """A PostgreSQL array literal of strings: ``{"a","b"}``.
+
+    Elements are always quoted, so commas, braces, blanks and the word NULL survive; NUL
+    characters cannot be sent to PostgreSQL at all and are refused by the server.
+    """
+    return "{" + ",".join(map(_quoted, items)) + "}"
+
+
 def _insert_unnest(conn: Connection, readings: Sequence[ReadingLike], *, source: str, at: datetime) -> set[Identity]:
     params = {
-        "site_ids": [r.site_id for r in readings],
-        "sensor_ids": [r.sensor_id for r in readings],
-        "kinds": [r.kind for r in readings],
-        "observed_ats": [r.observed_at_utc for r in readings],
-        "vals": [float(r.value) for r in readings],
-        "units": [r.unit for r in readings],
+        "site_ids": pg_text_array([r.site_id for r in readings]),
+        "sensor_ids": pg_text_array([r.sensor_id for r in readings]),
+        "kinds": pg_text_array([r.kind for r in readings]),
+        "observed_ats": pg_text_array([r.observed_at_utc.isoformat() for r in readings]),
+        # repr() round-trips a float exactly; PostgreSQL reads its "inf" and "nan" too.
+        "vals": "{" + ",".join([repr(float(r.value)) for r in readings]) + "}",
+        "units": pg_text_array([r.unit for r in readings]),
         "source": source,
         "received_at": at.astimezone(UTC),
     }
     rows = conn.exec_driver_sql(_UNNEST_INSERT, params).fetchall()  # one fetch, not one per row
-    return {(s, n, o.astimezone(UTC)) for s, n, o in rows}
+    # Aware datetimes compare and hash by instant, whatever zone the driver returns them in.
+    return {(s, n, o) for s, n, o in rows}
 
 
 #: SQLite: rows per INSERT statement (8 parameters each, under SQLite's 32 766-variable limit).
@@ -194,19 +212,14 @@ def _insert_sqlite(conn: Connection, readings: Sequence[ReadingLike], *, source:
     for lo in range(0, len(readings), _SQLITE_ROWS):
         chunk = readings[lo : lo + _SQLITE_ROWS]
         params: list[Any] = []
+        # RETURNING gives back the stored text of observed_at: map it to the identity directly.
+        by_text: dict[tuple[str, str, str], Identity] = {}
         for r in chunk:
-            params += (
-                r.site_id,
-                r.sensor_id,
-                r.kind,
-                sqlite_datetime(r.observed_at_utc),
-                r.value,
-                r.unit,
-                source,
-                received,
-            )
+            stamp = sqlite_datetime(r.observed_at_utc)
+            by_text[(r.site_id, r.sensor_id, stamp)] = (r.site_id, r.sensor_id, r.observed_at_utc)
+            params += (r.site_id, r.sensor_id, r.kind, stamp, r.value, r.unit, source, received)
         result = conn.exec_driver_sql(_sqlite_insert_sql(len(chunk)), tuple(params))
-        inserted.update((s, n, datetime.fromisoformat(o).replace(tzinfo=UTC)) for s, n, o in result.fetchall())
+        inserted.update(by_text[(s, n, o)] for s, n, o in result.fetchall())
     return inserted
 
 
@@ -284,6 +297,8 @@ def _save(
     # Stage 1: the first occurrence of each identity is inserted; later ones are compared to it.
     first: dict[Identity, int] = {}
     for i, r in enumerate(readings):
+        if r.observed_at_utc.tzinfo is None:  # the driver-level inserts would read it as local time
+            raise ReadingsRefusedError(f"observed_at {r.observed_at_utc.isoformat()} has no time zone")
         first.setdefault(_identity(r), i)
     inserted: set[Identity] = set()
     if first:
