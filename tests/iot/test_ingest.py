@@ -127,3 +127,22 @@ def test_sqlite_text_of_a_time_is_the_one_sqlalchemy_writes(when):
     process = ReadingRow.__table__.c.observed_at.type.dialect_impl(dialect).bind_processor(dialect)
     at = parse_timestamp(when)
     assert sqlite_datetime(at) == process(at)
+
+
+def test_store_keeps_awkward_strings_exactly_and_refuses_naive_times(demo_engine):
+    from datetime import UTC, datetime
+
+    from iot.readings import Reading
+    from store.readings import ReadingsRefusedError
+
+    at = datetime(2026, 10, 1, 8, tzinfo=UTC)
+    awkward = Reading("de-rgb-hall", "NULL", "power_kwh", at, 1.5, 'k"W\\h, {x}')
+    result = rs.save_batch(demo_engine, [awkward], source="http")
+    assert [s.value for s in result.statuses] == ["accepted"]
+    (stored,) = rs.list_readings(demo_engine, "de-rgb-hall")
+    assert (stored.sensor_id, stored.unit, stored.observed_at_utc, stored.value) == ("NULL", 'k"W\\h, {x}', at, 1.5)
+    assert [s.value for s in rs.save_batch(demo_engine, [awkward], source="http").statuses] == ["duplicate"]
+    naive = Reading("de-rgb-hall", "m", "power_kwh", datetime(2026, 10, 1, 9), 1.0, "kWh")
+    with pytest.raises(ReadingsRefusedError, match="has no time zone"):
+        rs.save_batch(demo_engine, [naive], source="http")
+    assert rs.count_readings(demo_engine) == 1
