@@ -25,6 +25,7 @@ is away.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -126,8 +127,71 @@ class SubscriberStats:
     connections: int = 0
 
 
-def _client(address: BrokerAddress, client_id: str, *, manual_ack: bool) -> paho.Client:
-    client = paho.Client(
+class _ReadAheadSocket:
+    """A TCP socket read in 64 KiB gulps and handed to paho a few bytes at a time.
+
+    paho reads each packet with three ``recv`` calls (type, length, body) after a ``select``,
+    which made system calls the largest part of receiving a small message. paho's loop skips
+    the ``select`` wait while ``pending()`` reports buffered bytes (the hook it has for TLS
+    sockets, whose records it must drain the same way), and it already wraps sockets for
+    websockets, so a socket-like object is a supported shape. Partial reads are normal
+    ``recv`` semantics, which paho handles.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        """Up to ``bufsize`` bytes: buffered ones first, else one large read (may raise BlockingIOError)."""
+        if self._pos >= len(self._buf):
+            self._buf = self._sock.recv(_READ_AHEAD_BYTES)
+            self._pos = 0
+        chunk = self._buf[self._pos : self._pos + bufsize]
+        self._pos += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        """Bytes received and not yet handed to paho."""
+        return len(self._buf) - self._pos
+
+    def send(self, data: bytes | bytearray) -> int:
+        """Send as the socket does."""
+        return self._sock.send(data)
+
+    def fileno(self) -> int:
+        """The socket's descriptor, for ``select``."""
+        return self._sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        """Set the socket's blocking mode."""
+        self._sock.setblocking(flag)
+
+    def close(self) -> None:
+        """Close the socket; what was read ahead is dropped with it."""
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+#: Bytes read from the broker per system call by the subscriber.
+_READ_AHEAD_BYTES = 256 * 1024
+
+
+class _ReadAheadClient(paho.Client):
+    """paho's client reading plain TCP through :class:`_ReadAheadSocket` (TLS sockets are left as they are)."""
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        if type(sock) is socket.socket:
+            return _ReadAheadSocket(sock)
+        return sock
+
+
+def _client(address: BrokerAddress, client_id: str, *, manual_ack: bool, read_ahead: bool = False) -> paho.Client:
+    client = (_ReadAheadClient if read_ahead else paho.Client)(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=MQTTProtocolVersion.MQTTv5,
@@ -276,7 +340,7 @@ class MqttSubscriber:
         The broker keeps the session after a clean stop, so messages published meanwhile wait
         for the next run. Connection losses are retried forever with exponential backoff.
         """
-        client = _client(self.address, self.client_id, manual_ack=True)
+        client = _client(self.address, self.client_id, manual_ack=True, read_ahead=True)
         client.reconnect_delay_set(self.reconnect_min_s, self.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
