@@ -42,3 +42,12 @@ class CsvInvalidError(IotError, ValueError):
 
 class BrokerUnavailableError(IotError, ConnectionError):
     """The MQTT broker cannot be reached or refused the connection."""
+
+
+class SiteTimezoneError(IotError, ValueError):
+    """A site's ``properties.timezone`` does not name a time zone."""
+
+    def __init__(self, site_id: str, reason: str) -> None:
+        self.site_id = site_id
+        self.reason = reason
+        super().__init__(f"site {site_id!r}: properties.timezone: {reason}")

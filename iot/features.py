@@ -1,8 +1,11 @@
 """Daily activity features of one site from its sensor readings (pure).
 
-Days are UTC calendar days. A metric is None on a day no sensor of its kind reported: a gap,
-which is not zero activity. A day on which sensors reported zero (idle machines) has the
-metric 0.0. Silence is counted in hours since the last reading, at the end of each day.
+Days are the site's local calendar days (its time zone comes from :mod:`iot.sitetime`): a
+shift that runs past midnight UTC but not past local midnight is one day's work, and a local day
+is 23 or 25 hours long when daylight saving time starts or ends. A metric is None on a day no
+sensor of its kind reported: a gap, which is not zero activity. A day on which sensors reported
+zero (idle machines) has the metric 0.0. Silence is counted in hours since the last reading, at
+the end of each day.
 
 The activity index compares a day with the site's own recent past: for each activity metric
 (equipment hours, workforce, deliveries, concrete) the ratio of the day's value to the median
@@ -18,7 +21,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
 from iot.kinds import kind_for
@@ -49,13 +52,13 @@ class ReadingLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SiteDayFeatures:
-    """Activity of one site on one UTC day, from its sensors.
+    """Activity of one site on one of its local calendar days, from its sensors.
 
     Belongs in ``aoi`` (``aoi/records.py``) once moved: the risk package will read it.
 
     Attributes:
         site_id: The site.
-        day: The UTC calendar day.
+        day: The site-local calendar day.
         equipment_hours: Machine hours summed over every machine (h); None for a gap.
         workforce: Peak head count of the day (people); None for a gap.
         deliveries: Deliveries through the gate (count); None for a gap.
@@ -65,7 +68,8 @@ class SiteDayFeatures:
             0 = none); None when nothing to compare (gap, or no baseline yet).
         readings: Readings received for the day.
         sensors_reporting: Distinct sensors that reported during the day.
-        hours_with_data: Hours of the day (0-24) in which at least one reading was taken.
+        hours_with_data: Local clock hours of the day (0-24) in which at least one reading was
+            taken.
         gaps: Kinds the site has sensors for (seen before or during the window) that sent
             nothing this day, sorted.
         silent_sensors: Sensors seen before that sent nothing for ``silence_hours`` or more
@@ -97,6 +101,15 @@ class SiteDayFeatures:
         return self.readings == 0
 
 
+def local_midnight_utc(day: date, tz: tzinfo) -> datetime:
+    """The instant (UTC) at which ``day`` starts in ``tz``.
+
+    Where a daylight-saving jump skips local midnight, the day starts at the first instant that
+    exists (``zoneinfo`` resolves the missing wall time forward).
+    """
+    return datetime.combine(day, time(), tz).astimezone(UTC)
+
+
 def _aggregate(kind: str, values: list[float]) -> float:
     how = kind_for(kind).daily
     if how == "sum":
@@ -115,8 +128,9 @@ def daily_features(
     baseline_days: int = 28,
     min_baseline_days: int = 7,
     silence_hours: float = 24.0,
+    tz: tzinfo = UTC,
 ) -> list[SiteDayFeatures]:
-    """One :class:`SiteDayFeatures` per UTC day from ``start`` to ``end`` inclusive.
+    """One :class:`SiteDayFeatures` per local day of ``tz`` from ``start`` to ``end`` inclusive.
 
     Args:
         readings: The site's readings from at least ``baseline_days`` before ``start`` up to
@@ -128,6 +142,7 @@ def daily_features(
         baseline_days: Length of the trailing window of the activity baseline (days).
         min_baseline_days: Fewest non-gap days a metric needs in that window to be compared.
         silence_hours: A sensor or the site is silent after this long without a reading.
+        tz: The site's time zone: days run from local midnight to local midnight.
 
     Returns:
         Records in day order.
@@ -135,7 +150,7 @@ def daily_features(
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     first_day = start - timedelta(days=baseline_days)
-    end_utc = datetime.combine(end + timedelta(days=1), time(), UTC)
+    end_utc = local_midnight_utc(end + timedelta(days=1), tz)
 
     # Stage 1: bucket values per (day, kind); remember each sensor's kind and reading times.
     per_day: dict[date, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -150,12 +165,13 @@ def daily_features(
         times_by_sensor[r.sensor_id].append(t)
         if r.kind not in first_seen_kind or t < first_seen_kind[r.kind]:
             first_seen_kind[r.kind] = t
-        d = t.date()
+        local = t.astimezone(tz)
+        d = local.date()
         if d < first_day:
             continue
         per_day[d][r.kind].append(r.value)
         sensors_day[d].add(r.sensor_id)
-        hours_day[d].add(t.hour)
+        hours_day[d].add(local.hour)
     for times in times_by_sensor.values():
         times.sort()
 
@@ -175,7 +191,7 @@ def daily_features(
     day = start
     while day <= end:
         m = metrics[day]
-        day_end = datetime.combine(day + timedelta(days=1), time(), UTC)
+        day_end = local_midnight_utc(day + timedelta(days=1), tz)
         ratios: list[float] = []
         for name in ACTIVITY_KINDS:
             value = m[name]

@@ -15,15 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Literal, overload
 
 from sqlalchemy import Engine
 
+from aoi.errors import SiteNotFoundError
 from iot.errors import BatchTooLargeError, CsvInvalidError
-from iot.features import SiteDayFeatures, daily_features
+from iot.features import SiteDayFeatures, daily_features, local_midnight_utc
 from iot.mqtt import BrokerAddress, Message, MqttSubscriber, SubscriberStats
 from iot.readings import (
     TOPIC_ROOT,
@@ -38,7 +38,9 @@ from iot.readings import (
     reading_payload,
     subscription_for,
 )
+from iot.sitetime import site_timezone
 from store import readings as readings_store
+from store import repo
 from store.readings import ReadingsRefusedError, ReadingStatus
 
 logger = logging.getLogger(__name__)
@@ -156,8 +158,12 @@ class _RawTexts(Sequence[str]):
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
-            return [raw_text(r) for r in self._raws[i]]
-        return raw_text(self._raws[i])
+            return [self._text(r) for r in self._raws[i]]
+        return self._text(self._raws[i])
+
+    @staticmethod
+    def _text(raw: Any) -> str:
+        return raw_text(reading_payload(raw) if isinstance(raw, Reading) else raw)
 
 
 def _store(engine: Engine, batch: _Batch, *, source: Source) -> dict[int, ItemOutcome]:
@@ -173,7 +179,7 @@ def _store(engine: Engine, batch: _Batch, *, source: Source) -> dict[int, ItemOu
         if batch.readings:
             r = batch.readings[0]
             reason = f"database refused the reading: {exc}"
-            dead = Rejection(raw_text(batch.raws[0]), reason, batch.origins[0], r.site_id, r.sensor_id)
+            dead = Rejection(_RawTexts._text(batch.raws[0]), reason, batch.origins[0], r.site_id, r.sensor_id)
             readings_store.save_batch(engine, (), [dead], source=source)
             logger.error("reading dead-lettered: %s", reason, extra={"site_id": r.site_id})
             return {batch.reading_index[0]: ItemOutcome(batch.reading_index[0], "rejected", reason)}
@@ -297,6 +303,15 @@ class MessageWriter:
         """Store one batch of messages; returns once committed."""
         batch = _Batch()
         index = 0
+        # One directory look-up per site and batch, not per reading (it takes a lock).
+        known: dict[str, bool] = {}
+
+        def site_exists(site_id: str) -> bool:
+            found = known.get(site_id)
+            if found is None:
+                found = known[site_id] = self.sites(site_id)
+            return found
+
         for msg in messages:
             site_id, sensor_id = ids_from_topic(msg.topic, root=self.root)
             if site_id is None:
@@ -307,14 +322,15 @@ class MessageWriter:
             parsed = parse_payload(
                 msg.payload,
                 now_utc=msg.received_at_utc,
-                site_exists=self.sites,
+                site_exists=site_exists,
                 origin=msg.topic,
                 site_id=site_id,
                 sensor_id=sensor_id,
                 max_items=MAX_BATCH,
             )
             for p in parsed:
-                raw: Any = msg.payload if len(parsed) == 1 else (p.reading and reading_payload(p.reading))
+                # An item of a batch message is kept as its reading, rendered only if it conflicts.
+                raw: Any = msg.payload if len(parsed) == 1 else p.reading
                 batch.add(index, p, raw, msg.topic)
                 index += 1
         outcomes = _store(self.engine, batch, source="mqtt") if batch.size else {}
@@ -336,6 +352,7 @@ def run_listener(
     root: str = TOPIC_ROOT,
     batch_size: int = 2000,
     linger_s: float = 0.05,
+    receive_maximum: int | None = None,
     on_commit: CommitHook | None = None,
     ready: threading.Event | None = None,
 ) -> tuple[SubscriberStats, IngestSummary]:
@@ -349,6 +366,8 @@ def run_listener(
         root: Topic root.
         batch_size: Most messages per transaction.
         linger_s: Longest wait for a batch to fill.
+        receive_maximum: Most unacknowledged messages in flight, and so most redelivered after
+            a crash (default two batches).
         on_commit: Called after each commit (benchmarks measure latency with it).
         ready: Set once the subscription is active.
     """
@@ -360,7 +379,7 @@ def run_listener(
         client_id=client_id,
         batch_size=batch_size,
         linger_s=linger_s,
-        receive_maximum=min(65_535, 5 * batch_size),
+        receive_maximum=receive_maximum,
     )
     if ready is not None:
         signal = ready
@@ -482,10 +501,31 @@ def site_daily_features(
     *,
     baseline_days: int = 28,
     silence_hours: float = 24.0,
+    tz: tzinfo | None = None,
 ) -> list[SiteDayFeatures]:
-    """Daily activity features of one site (UTC days ``start``..``end``) from its stored readings."""
-    window_start = datetime.combine(start - timedelta(days=baseline_days), dtime(), UTC)
-    window_end = datetime.combine(end + timedelta(days=1), dtime(), UTC)
+    """Daily activity features of one site over its local days ``start``..``end``, from its stored readings.
+
+    Args:
+        engine: The database.
+        site_id: The site.
+        start: First local day.
+        end: Last local day (inclusive).
+        baseline_days: Length of the activity baseline (days).
+        silence_hours: Hours without a reading after which a sensor or the site is silent.
+        tz: The site's time zone; by default :func:`iot.sitetime.site_timezone` of the stored
+            site (UTC, with a warning, for readings of a site no longer in the portfolio).
+
+    Raises:
+        SiteTimezoneError: The site's ``properties.timezone`` names no zone.
+    """
+    if tz is None:
+        try:
+            tz = site_timezone(repo.get_site(engine, site_id))
+        except SiteNotFoundError:
+            logger.warning("site %s is not in the portfolio: UTC days", site_id, extra={"site_id": site_id})
+            tz = UTC
+    window_start = local_midnight_utc(start - timedelta(days=baseline_days), tz)
+    window_end = local_midnight_utc(end + timedelta(days=1), tz)
     history = readings_store.last_reading_per_sensor(engine, site_id, before_utc=window_start)
     rows = readings_store.list_readings(engine, site_id, start_utc=window_start, end_utc=window_end)
     return daily_features(
@@ -495,4 +535,5 @@ def site_daily_features(
         end=end,
         baseline_days=baseline_days,
         silence_hours=silence_hours,
+        tz=tz,
     )

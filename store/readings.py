@@ -11,6 +11,7 @@ so ``store`` does not import ``iot``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -20,20 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    Connection,
-    DateTime,
-    Engine,
-    Float,
-    Insert,
-    String,
-    bindparam,
-    func,
-    insert,
-    select,
-    text,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -143,52 +131,96 @@ def _identity(r: ReadingLike) -> Identity:
     return (r.site_id, r.sensor_id, r.observed_at_utc)
 
 
-def _insert(conn: Connection) -> Insert:
-    stmt: Any
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(ReadingRow)
-    elif conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(ReadingRow)
-    else:  # pragma: no cover - only the two backends are supported
-        raise ReadingsRefusedError(f"unsupported database dialect {conn.dialect.name!r}")
-    insert: Insert = stmt.on_conflict_do_nothing(index_elements=["site_id", "sensor_id", "observed_at"])
-    return insert
-
-
-#: PostgreSQL: one statement per batch, the columns sent as arrays. A multi-row VALUES insert
-#: spends most of its time in psycopg rewriting thousands of placeholders per statement.
-_UNNEST_INSERT = text(
-    """
+#: PostgreSQL: one statement per batch, each column sent as one array literal that the server
+#: parses. A multi-row VALUES insert spends most of its time in psycopg rewriting thousands of
+#: placeholders, and adapting Python lists element by element (SQLAlchemy's array processing, or
+#: psycopg's list dumper) costs more than the insert itself; a joined string costs a C loop.
+_UNNEST_INSERT = """
     INSERT INTO readings (site_id, sensor_id, kind, observed_at, value, unit, source, received_at)
-    SELECT s, n, k, o, v, u, :source, :received_at
-    FROM unnest(:site_ids, :sensor_ids, :kinds, :observed_ats, :vals, :units) AS t(s, n, k, o, v, u)
+    SELECT s, n, k, o, v, u, %(source)s, %(received_at)s
+    FROM unnest(%(site_ids)s::text[], %(sensor_ids)s::text[], %(kinds)s::text[],
+                %(observed_ats)s::timestamptz[], %(vals)s::float8[], %(units)s::text[]) AS t(s, n, k, o, v, u)
     ON CONFLICT (site_id, sensor_id, observed_at) DO NOTHING
     RETURNING site_id, sensor_id, observed_at
+"""
+
+
+def _quoted(text: str) -> str:
+    """One element of a PostgreSQL array literal, double-quoted (so ``NULL`` stays a string)."""
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def pg_text_array(items: Iterable[str]) -> str:
+    """A PostgreSQL array literal of strings: ``{"a","b"}``.
+
+    Elements are always quoted, so commas, braces, blanks and the word NULL survive; NUL
+    characters cannot be sent to PostgreSQL at all and are refused by the server.
     """
-).bindparams(
-    bindparam("site_ids", type_=postgresql.ARRAY(String())),
-    bindparam("sensor_ids", type_=postgresql.ARRAY(String())),
-    bindparam("kinds", type_=postgresql.ARRAY(String())),
-    bindparam("observed_ats", type_=postgresql.ARRAY(DateTime(timezone=True))),
-    bindparam("vals", type_=postgresql.ARRAY(Float())),
-    bindparam("units", type_=postgresql.ARRAY(String())),
-    bindparam("source", type_=String()),
-    bindparam("received_at", type_=DateTime(timezone=True)),
-)
+    return "{" + ",".join(map(_quoted, items)) + "}"
 
 
 def _insert_unnest(conn: Connection, readings: Sequence[ReadingLike], *, source: str, at: datetime) -> set[Identity]:
     params = {
-        "site_ids": [r.site_id for r in readings],
-        "sensor_ids": [r.sensor_id for r in readings],
-        "kinds": [r.kind for r in readings],
-        "observed_ats": [r.observed_at_utc.astimezone(UTC) for r in readings],
-        "vals": [r.value for r in readings],
-        "units": [r.unit for r in readings],
+        "site_ids": pg_text_array([r.site_id for r in readings]),
+        "sensor_ids": pg_text_array([r.sensor_id for r in readings]),
+        "kinds": pg_text_array([r.kind for r in readings]),
+        "observed_ats": pg_text_array([r.observed_at_utc.isoformat() for r in readings]),
+        # repr() round-trips a float exactly; PostgreSQL reads its "inf" and "nan" too.
+        "vals": "{" + ",".join([repr(float(r.value)) for r in readings]) + "}",
+        "units": pg_text_array([r.unit for r in readings]),
         "source": source,
         "received_at": at.astimezone(UTC),
     }
-    return {(s, n, o.astimezone(UTC)) for s, n, o in conn.execute(_UNNEST_INSERT, params)}
+    rows = conn.exec_driver_sql(_UNNEST_INSERT, params).fetchall()  # one fetch, not one per row
+    # Aware datetimes compare and hash by instant, whatever zone the driver returns them in.
+    return {(s, n, o) for s, n, o in rows}
+
+
+#: SQLite: rows per INSERT statement (8 parameters each, under SQLite's 32 766-variable limit).
+_SQLITE_ROWS = 2000
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_insert_sql(rows: int) -> str:
+    values = ",".join(["(?,?,?,?,?,?,?,?)"] * rows)
+    return (
+        "INSERT INTO readings (site_id, sensor_id, kind, observed_at, value, unit, source, received_at) "
+        f"VALUES {values} ON CONFLICT (site_id, sensor_id, observed_at) DO NOTHING "
+        "RETURNING site_id, sensor_id, observed_at"
+    )
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """An aware datetime as ``UTCDateTime`` stores it in SQLite: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``.
+
+    The same text SQLAlchemy's SQLite ``DateTime`` writes (a test holds them equal), so rows
+    written through the driver and through the ORM compare and conflict alike.
+    """
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"
+
+
+def _insert_sqlite(conn: Connection, readings: Sequence[ReadingLike], *, source: str, at: datetime) -> set[Identity]:
+    """Insert with multi-row VALUES through the driver; returns the identities inserted.
+
+    SQLAlchemy's per-row parameter processing and statement compilation cost more than SQLite's
+    own work, and the driver's ``executemany`` cannot return rows.
+    """
+    received = sqlite_datetime(at)
+    inserted: set[Identity] = set()
+    for lo in range(0, len(readings), _SQLITE_ROWS):
+        chunk = readings[lo : lo + _SQLITE_ROWS]
+        params: list[Any] = []
+        # RETURNING gives back the stored text of observed_at: map it to the identity directly.
+        by_text: dict[tuple[str, str, str], Identity] = {}
+        for r in chunk:
+            stamp = sqlite_datetime(r.observed_at_utc)
+            by_text[(r.site_id, r.sensor_id, stamp)] = (r.site_id, r.sensor_id, r.observed_at_utc)
+            params += (r.site_id, r.sensor_id, r.kind, stamp, r.value, r.unit, source, received)
+        result = conn.exec_driver_sql(_sqlite_insert_sql(len(chunk)), tuple(params))
+        inserted.update(by_text[(s, n, o)] for s, n, o in result.fetchall())
+    return inserted
 
 
 def _same(kind_a: str, value_a: float, kind_b: str, value_b: float) -> bool:
@@ -265,28 +297,18 @@ def _save(
     # Stage 1: the first occurrence of each identity is inserted; later ones are compared to it.
     first: dict[Identity, int] = {}
     for i, r in enumerate(readings):
+        if r.observed_at_utc.tzinfo is None:  # the driver-level inserts would read it as local time
+            raise ReadingsRefusedError(f"observed_at {r.observed_at_utc.isoformat()} has no time zone")
         first.setdefault(_identity(r), i)
     inserted: set[Identity] = set()
     if first:
         unique = [readings[i] for i in first.values()]
         if conn.dialect.name == "postgresql":
             inserted = _insert_unnest(conn, unique, source=source, at=at)
-        else:
-            rows = [
-                {
-                    "site_id": r.site_id,
-                    "sensor_id": r.sensor_id,
-                    "kind": r.kind,
-                    "observed_at": r.observed_at_utc,
-                    "value": r.value,
-                    "unit": r.unit,
-                    "source": source,
-                    "received_at": at,
-                }
-                for r in unique
-            ]
-            stmt = _insert(conn).returning(ReadingRow.site_id, ReadingRow.sensor_id, ReadingRow.observed_at)
-            inserted = {(s, n, o) for s, n, o in conn.execute(stmt, rows)}
+        elif conn.dialect.name == "sqlite":
+            inserted = _insert_sqlite(conn, unique, source=source, at=at)
+        else:  # pragma: no cover - only the two backends are supported
+            raise ReadingsRefusedError(f"unsupported database dialect {conn.dialect.name!r}")
 
     # Stage 2: what is stored for identities that were there already (replays or conflicts).
     kept: dict[Identity, tuple[str, float]] = {k: (readings[i].kind, readings[i].value) for k, i in first.items()}

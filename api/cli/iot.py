@@ -43,6 +43,15 @@ def listen(
     client_id: Annotated[str, typer.Option(help="Persistent session id: keep it fixed")] = "sitewatch-ingest",
     root: Annotated[str, typer.Option(help="Topic root")] = TOPIC_ROOT,
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Most messages per transaction")] = 2000,
+    receive_maximum: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65_535,
+            help="Most unacknowledged messages in flight (MQTT 5), so most redelivered after a crash; "
+            "default two batches",
+        ),
+    ] = None,
 ) -> None:
     """Subscribe to <root>/sites/+/sensors/+ (QoS 1, persistent session) and store readings until SIGTERM/SIGINT."""
     from jobs.iot import run_listener
@@ -59,7 +68,15 @@ def listen(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     err.print(f"listening on {url} for {root}/sites/+/sensors/+ as {client_id} (Ctrl-C to stop)")
-    _stats, summary = run_listener(engine, url, stop=stop, client_id=client_id, root=root, batch_size=batch_size)
+    _stats, summary = run_listener(
+        engine,
+        url,
+        stop=stop,
+        client_id=client_id,
+        root=root,
+        batch_size=batch_size,
+        receive_maximum=receive_maximum,
+    )
     err.print(f"stored {summary.accepted}, duplicate {summary.duplicate}, rejected {summary.rejected}")
 
 

@@ -77,3 +77,72 @@ def test_csv_import_stores_good_rows_dead_letters_bad_ones_and_reimport_adds_not
     assert origins == {"feed.csv:3", "feed.csv:5"}
     (meter,) = [r for r in rs.list_readings(demo_engine, "de-rgb-hall") if r.sensor_id == "meter"]
     assert (meter.value, meter.unit) == (1.5, "kWh")
+
+
+def test_conflicting_item_of_a_batch_message_is_dead_lettered_as_its_json(demo_engine):
+    import time
+    from datetime import UTC, datetime
+
+    from iot.mqtt import Message
+    from iot.readings import topic_for
+    from jobs.iot import MessageWriter
+
+    first = {"kind": "power_kwh", "observed_at": "2026-10-01T08:00:00+00:00", "value": 5.0, "unit": "kWh"}
+    ingest_items(demo_engine, [dict(first, site_id="de-rgb-hall", sensor_id="meter")], source="http", now_utc=NOW)
+    changed = dict(first, value=6.0)
+    other = dict(first, observed_at="2026-10-01T09:00:00+00:00")
+    payload = json.dumps([changed, other]).encode()
+    msg = Message(topic_for("de-rgb-hall", "meter"), payload, datetime.now(UTC), time.monotonic(), False, 1, 1, 1)
+    writer = MessageWriter(demo_engine)
+    writer([msg])
+    assert (writer.summary.accepted, writer.summary.rejected) == (1, 1)
+    (letter,) = rs.list_rejected(demo_engine, source="mqtt")
+    assert "conflict" in letter.reason
+    assert json.loads(letter.raw) == {
+        "site_id": "de-rgb-hall",
+        "sensor_id": "meter",
+        "kind": "power_kwh",
+        "observed_at": "2026-10-01T08:00:00+00:00",
+        "value": 6.0,
+        "unit": "kWh",
+    }
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-10-01T08:00:00+00:00",
+        "2026-10-01T08:00:00.000001+00:00",
+        "2026-03-29T03:30:15.5+02:00",
+        "1999-12-31T23:59:59.999999-11:00",
+    ],
+)
+def test_sqlite_text_of_a_time_is_the_one_sqlalchemy_writes(when):
+    from sqlalchemy.dialects import sqlite
+
+    from store.iot_schema import ReadingRow
+    from store.readings import sqlite_datetime
+
+    dialect = sqlite.dialect()
+    process = ReadingRow.__table__.c.observed_at.type.dialect_impl(dialect).bind_processor(dialect)
+    at = parse_timestamp(when)
+    assert sqlite_datetime(at) == process(at)
+
+
+def test_store_keeps_awkward_strings_exactly_and_refuses_naive_times(demo_engine):
+    from datetime import UTC, datetime
+
+    from iot.readings import Reading
+    from store.readings import ReadingsRefusedError
+
+    at = datetime(2026, 10, 1, 8, tzinfo=UTC)
+    awkward = Reading("de-rgb-hall", "NULL", "power_kwh", at, 1.5, 'k"W\\h, {x}')
+    result = rs.save_batch(demo_engine, [awkward], source="http")
+    assert [s.value for s in result.statuses] == ["accepted"]
+    (stored,) = rs.list_readings(demo_engine, "de-rgb-hall")
+    assert (stored.sensor_id, stored.unit, stored.observed_at_utc, stored.value) == ("NULL", 'k"W\\h, {x}', at, 1.5)
+    assert [s.value for s in rs.save_batch(demo_engine, [awkward], source="http").statuses] == ["duplicate"]
+    naive = Reading("de-rgb-hall", "m", "power_kwh", datetime(2026, 10, 1, 9), 1.0, "kWh")
+    with pytest.raises(ReadingsRefusedError, match="has no time zone"):
+        rs.save_batch(demo_engine, [naive], source="http")
+    assert rs.count_readings(demo_engine) == 1

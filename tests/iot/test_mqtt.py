@@ -23,9 +23,9 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 class Listener:
     """run_listener in a thread, started and stopped by the test."""
 
-    def __init__(self, engine, url, *, client_id, root="sitewatch"):
+    def __init__(self, engine, url, *, client_id, root="sitewatch", **kwargs):
         self.args = (engine, url)
-        self.kwargs = {"client_id": client_id, "root": root}
+        self.kwargs = {"client_id": client_id, "root": root, **kwargs}
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.result = None
@@ -121,4 +121,58 @@ def test_broker_restarts_lose_and_double_nothing(demo_engine, private_broker):
         _wait_for(demo_engine, 600)
     stats, _summary = listener.result
     assert stats.connections >= 2
+    _assert_exactly(demo_engine, burst)
+
+
+def test_clean_restart_during_a_burst_redelivers_nothing_already_stored(demo_engine, private_broker):
+    # The publisher keeps going while the listener stops, so the broker is still sending when
+    # the listener closes its socket: the last batch's acknowledgements must reach it anyway.
+    url = private_broker.url
+    burst = readings_burst(3000, start=START, sensor_prefix="r")
+    client_id = f"swtest-{uuid.uuid4().hex[:8]}"
+    publisher = threading.Thread(target=_publish, args=(url, burst))
+    with Listener(demo_engine, url, client_id=client_id, batch_size=100) as first:
+        publisher.start()
+        _wait_for(demo_engine, 1000)
+    with Listener(demo_engine, url, client_id=client_id, batch_size=100) as second:
+        publisher.join(30)
+        _wait_for(demo_engine, 3000)
+    _stats, summary = second.result
+    assert first.result[1].accepted >= 1000
+    assert summary.duplicate == 0
+    assert first.result[1].accepted + summary.accepted == 3000
+    _assert_exactly(demo_engine, burst)
+
+
+def test_crash_redelivers_at_most_the_receive_window_of_two_batches(demo_engine, private_broker):
+    url = private_broker.url
+    burst = readings_burst(2000, start=START, sensor_prefix="k")
+    client_id = f"swtest-{uuid.uuid4().hex[:8]}"
+    with Listener(demo_engine, url, client_id=client_id, batch_size=50):
+        pass  # creates the persistent session
+    _publish(url, burst)  # queued for the absent listener
+
+    writer = MessageWriter(demo_engine)
+    stop = threading.Event()
+
+    def commit_then_crash(batch):
+        writer(batch)
+        stop.set()
+        raise RuntimeError("crash between commit and ack")
+
+    crashed = MqttSubscriber(
+        BrokerAddress.parse(url), subscription_for(), commit_then_crash, client_id=client_id, batch_size=50
+    )
+    assert crashed.receive_maximum == 100
+    crashed.run(stop)
+    # It committed what it was given and acknowledged nothing; the broker gave it no more than
+    # the window, so that is all a restart can deliver twice.
+    assert crashed.stats.acknowledged == 0
+    assert 50 <= writer.summary.accepted <= crashed.receive_maximum
+
+    with Listener(demo_engine, url, client_id=client_id, batch_size=50) as again:
+        _wait_for(demo_engine, 2000)
+    stats, summary = again.result
+    assert summary.duplicate == writer.summary.accepted  # the committed, unacknowledged batches
+    assert stats.received <= 2000 + crashed.receive_maximum
     _assert_exactly(demo_engine, burst)
