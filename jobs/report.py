@@ -307,7 +307,8 @@ def gather_site_report(
 # ---------------------------------------------------------------- figures (pure)
 
 
-def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
+def _num(value: float | None, unit: str = "", digits: int = 2) -> str:
+    """A figure as the API gives it (stored values carry two decimals), without trailing zeros."""
     if value is None:
         return "–"
     return f"{round(value, digits):g}{unit}"
