@@ -110,6 +110,18 @@ def sign_in(page: Any, web: WebState, key: str = "officer", token: str | None = 
     page.click("#signin-form button[type=submit]")
 
 
+#: Measured figures the browser tests report; printed in pytest's summary (print is for the CLI only).
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show the figures the browser tests measured, even without ``-s``."""
+    if FIGURES:
+        terminalreporter.section("web map figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def screenshot(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
