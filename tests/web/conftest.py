@@ -71,7 +71,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebState]:
     load_simulated_readings(engine, sensed, DEMO_AS_OF - timedelta(days=120), DEMO_AS_OF, seed=1)
     try:
         with LiveServer(settings) as live:
-            yield WebState(live.url, engine, state["tokens"], state["scene_id"])
+            yield WebState(live.url, engine, state["tokens"], state["scene_id"], {"data_dir": settings.data_dir})
     finally:
         engine.dispose()
 

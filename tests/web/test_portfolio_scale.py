@@ -162,5 +162,12 @@ def test_two_thousand_sites_load_map_and_table_and_stay_responsive(page: Any, we
     assert page.locator("#sites-table tbody tr[data-band=E]").count() == min(n_e, 100)
     FIGURES.append(f"filter to band E ({n_e} sites): {figures['filter_s']} s")
     screenshot(page, "portfolio-2000.png")
+    # zoomed in on one site, its marker carries the band letter again (and takes the keyboard)
+    site_id = page.locator("#sites-table tbody tr").first.get_attribute("data-site-id")
+    page.locator("#sites-table tbody tr").first.click()
+    page.wait_for_selector(f"#site[data-loaded='{site_id}']")
+    marker = page.locator(f".leaflet-marker-icon.site-marker[title*='({site_id})']")
+    marker.wait_for()
+    assert marker.locator(".badge").inner_text() == "E"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "portfolio-2000.json").write_text(json.dumps(figures, indent=1) + "\n")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pypdf
 import pytest
 
 from aoi.demo import demo_portfolio
+from api.cli import run
+from store import risk_repo
 from tests.web.conftest import SENSOR_SITE, WebState
 
 OUTSIDE_SCOPE = SENSOR_SITE  # the scoped key sees de-rgb-hall and es-sev-solar only
@@ -94,3 +97,33 @@ def test_case_note_is_kept_with_its_author_and_refused_when_empty_or_out_of_scop
     with web.client() as http:
         assert http.get(f"/v1/cases/{case_id}/notes").json()["count"] == before + 1  # refusals stored nothing
         assert http.get("/v1/cases/999999/notes").status_code == 404
+
+
+def test_cli_writes_the_same_report_to_a_file_and_exits_nonzero_for_an_unknown_site(
+    web: WebState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "reports" / "hall.pdf"
+    base = ["--data-dir", str(web.extra["data_dir"]), "--database-url", str(web.engine.url)]
+    assert run([*base, "report", "de-rgb-hall", "--out", str(out)]) == 0
+    reader = pypdf.PdfReader(out)
+    text = "\n".join(p.extract_text() for p in reader.pages)
+    with web.client() as http:
+        s = http.get("/v1/sites/de-rgb-hall/progress").json()["summary"]
+    assert f"Slip: {s['slip_days']} days" in text
+    assert "Latest clear scene 2026-10-01" in text  # the CLI reads the same scene cache as the server
+    assert any(page.images for page in reader.pages)
+    assert str(out) in capsys.readouterr().out
+    assert run([*base, "report", "no-such-site", "--out", str(tmp_path / "x.pdf")]) != 0
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_note_on_a_closed_case_is_a_conflict_and_its_notes_stay_readable(web: WebState) -> None:
+    case_id = _open_case_id(web, SENSOR_SITE)
+    risk_repo.close_case(web.engine, case_id, by="test", note="works restarted")
+    with web.client() as http:
+        r = http.post(f"/v1/cases/{case_id}/notes", json={"note": "too late"})
+        notes = http.get(f"/v1/cases/{case_id}/notes")
+    assert r.status_code == 409
+    assert "closed" in r.json()["detail"]
+    assert notes.status_code == 200
+    assert "too late" not in notes.text
