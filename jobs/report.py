@@ -399,8 +399,8 @@ def _draw_snapshot(ax: Axes, snap: MapSnapshot) -> None:
         ax.imshow(snap.rgb, interpolation="nearest")
     else:
         ax.set_facecolor("#e8ecef")
-    if snap.overlay is not None:
-        ax.imshow(snap.overlay, interpolation="nearest")
+    if snap.overlay is not None:  # see-through, so the ground under the change stays readable
+        ax.imshow(snap.overlay, interpolation="nearest", alpha=0.6)
     for ring in snap.boundary_px:
         ax.plot(ring[:, 0] - 0.5, ring[:, 1] - 0.5, color="#1b1f24", linewidth=1.2)
     for k, (name, rings) in enumerate(snap.footprints_px):
@@ -467,24 +467,35 @@ def _draw_progress(ax: Axes, report: SiteReport) -> None:
 
 
 def _draw_activity(ax: Axes, report: SiteReport) -> None:
+    """Equipment hours per day as bars, the peak workforce as a line (right axis), days without data greyed.
+
+    Absolute figures rather than the activity index: a stall longer than the index's baseline
+    window reads as "usual" activity, while zero machine hours cannot be mistaken.
+    """
     days = [f.day for f in report.activity]
-    index = [f.activity_index for f in report.activity]
-    seen = [(d, v) for d, v in zip(days, index, strict=True) if v is not None]
-    gaps = [d for d, v in zip(days, index, strict=True) if v is None]
-    if seen:
-        ax.bar(_ts([d for d, _ in seen]), [v for _, v in seen], width=0.9, color="#009e73", label="activity index")
-    if gaps:
-        ax.bar(_ts(gaps), [0.05] * len(gaps), width=0.9, color="#bbbbbb", label="no data or no baseline")
-    ax.axhline(1.0, color="#555555", linewidth=0.8, linestyle=":")
-    ax.set_ylabel("activity (1 = usual)")
-    hours = [f.equipment_hours for f in report.activity if f.equipment_hours is not None]
-    title = f"Daily site activity from sensors, {days[0]} to {days[-1]}" if days else "Daily site activity"
+    hours = [(f.day, f.equipment_hours) for f in report.activity if f.equipment_hours is not None]
+    gaps = [f.day for f in report.activity if f.equipment_hours is None and f.workforce is None]
     if hours:
-        title += f" (equipment hours: mean {np.mean(hours):.1f} h/day)"
+        ax.bar(_ts([d for d, _ in hours]), [h for _, h in hours], width=0.9, color="#009e73", label="equipment hours")
+    top = max([h for _, h in hours] + [1.0])
+    if gaps:
+        ax.bar(_ts(gaps), [top * 0.03] * len(gaps), width=0.9, color="#bbbbbb", label="no sensor data")
+    ax.set_ylim(0, top * 1.15)
+    ax.set_ylabel("equipment hours / day")
+    people = [(f.day, f.workforce) for f in report.activity if f.workforce is not None]
+    if people:
+        twin = ax.twinx()
+        twin.plot(_ts([d for d, _ in people]), [w for _, w in people], color="#cc79a7", linewidth=1.2)
+        twin.set_ylim(0, max([w for _, w in people] + [1.0]) * 1.15)
+        twin.set_ylabel("workforce (peak)", color="#cc79a7")
+    index = [f.activity_index for f in report.activity if f.activity_index is not None]
+    title = f"Daily site activity from sensors, {days[0]} to {days[-1]}" if days else "Daily site activity"
+    if index:
+        title += f"; mean activity index {np.mean(index):.2f} (1 = usual)"
     ax.set_title(title, fontsize=9, loc="left")
-    if seen or gaps:
+    if hours or gaps:
         ax.legend(loc="upper left", fontsize=7)
-    if not seen:
+    if not hours and not people:
         ax.text(0.5, 0.5, "no sensor activity in this window", transform=ax.transAxes, ha="center", fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     _date_axis(ax)

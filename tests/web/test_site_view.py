@@ -37,13 +37,18 @@ def test_site_view_charts_activity_and_score_history_and_takes_a_case_note(page:
     svg = page.locator("#activity-chart svg")
     assert svg.get_attribute("data-as-of") == activity["as_of"]
     assert int(svg.get_attribute("data-days")) == activity["count"] == 90
-    with_data = [d for d in activity["items"] if d["activity_index"] is not None]
+    with_data = [d for d in activity["items"] if d["readings"] > 0]
     assert with_data, "the sensor site reports"
     assert int(svg.get_attribute("data-days-with-data")) == len(with_data)
     bars = svg.locator("rect.day").evaluate_all(
         "rs => rs.map(r => [r.dataset.day, r.dataset.activityIndex === '' ? null : +r.dataset.activityIndex])"
     )
     assert bars == [[d["day"], d["activity_index"]] for d in activity["items"]]
+    hours = svg.locator("rect.day").evaluate_all(
+        "rs => rs.map(r => r.dataset.equipmentHours === '' ? null : +r.dataset.equipmentHours)"
+    )
+    assert hours == [d["equipment_hours"] for d in activity["items"]]
+    assert svg.locator("path[data-series=workforce]").count() == 1
     assert f"{len(with_data)} of 90 days" in page.locator("#activity-summary").inner_text()
     # score history: one point per stored score, with its band
     points = page.locator("#score-history .score-point").evaluate_all(

@@ -189,12 +189,15 @@ async function loadActivity(siteId) {
     return;
   }
   renderActivityChart(chart, activity);
-  const seen = activity.items.filter((d) => d.activity_index !== null);
-  const mean = seen.length ? seen.reduce((a, d) => a + d.activity_index, 0) / seen.length : null;
+  const mean = (values) => (values.length ? values.reduce((a, v) => a + v, 0) / values.length : null);
+  const seen = activity.items.filter((d) => d.readings > 0);
+  const hours = mean(activity.items.map((d) => d.equipment_hours).filter((v) => v !== null));
+  const index = mean(activity.items.map((d) => d.activity_index).filter((v) => v !== null));
   const silent = activity.items.at(-1).site_silent;
   text.textContent =
     `${seen.length} of ${activity.count} days with sensor data up to ${activity.as_of}` +
-    (mean === null ? "" : ` · mean activity ${mean.toFixed(2)} (1 = usual)`) +
+    (hours === null ? "" : ` · ${hours.toFixed(1)} equipment hours a day on average`) +
+    (index === null ? "" : ` · mean activity index ${index.toFixed(2)} (1 = usual)`) +
     (silent ? " · site silent on the last day" : "");
 }
 

@@ -32,7 +32,9 @@ function axes(svg, { H, x0, x1, x, y, ticks, unit = "" }) {
 }
 
 /**
- * Daily activity index (1 = usual) as bars; days with no data or no baseline as short grey bars.
+ * Equipment hours per day as bars and the peak workforce as a line (right-hand scale); days with no
+ * reading as short grey bars. Absolute figures, because a stall longer than the activity index's
+ * baseline window reads as "usual" on the index; the index is on each bar's data and tooltip.
  * @param {Element} container
  * @param {object} activity - the body of /v1/sites/{id}/activity.
  */
@@ -40,13 +42,17 @@ export function renderActivityChart(container, activity) {
   container.replaceChildren();
   const items = activity.items;
   const H = 150;
-  const seen = items.filter((d) => d.activity_index !== null);
+  const seen = items.filter((d) => d.readings > 0);
   const x0 = toDay(items[0].day);
   const x1 = toDay(items[items.length - 1].day) + 1;
-  const top = Math.max(1.5, ...seen.map((d) => d.activity_index));
+  const top = Math.max(1, ...items.map((d) => d.equipment_hours ?? 0)) * 1.15;
+  const topPeople = Math.max(1, ...items.map((d) => d.workforce ?? 0)) * 1.15;
   const x = (d) => M.left + ((d - x0) / (x1 - x0)) * (W - M.left - M.right);
   const y = (v) => H - M.bottom - (v / top) * (H - M.top - M.bottom);
-  const label = `Daily site activity from sensors, ${items[0].day} to ${activity.as_of}: ${seen.length} of ${items.length} days with data`;
+  const yPeople = (v) => H - M.bottom - (v / topPeople) * (H - M.top - M.bottom);
+  const label =
+    `Daily site activity from sensors, ${items[0].day} to ${activity.as_of}: ` +
+    `${seen.length} of ${items.length} days with readings; bars equipment hours, line workforce`;
   const svg = el("svg", {
     viewBox: `0 0 ${W} ${H}`,
     role: "img",
@@ -56,33 +62,42 @@ export function renderActivityChart(container, activity) {
     "data-days-with-data": String(seen.length),
   });
   svg.append(el("title", {}, label));
-  axes(svg, { H, x0, x1, x, y, ticks: [0, 0.5, 1, 1.5].filter((v) => v <= top) });
+  const step = top > 40 ? 20 : top > 12 ? 5 : top > 4 ? 2 : 1;
+  const ticks = [];
+  for (let v = 0; v <= top; v += step) ticks.push(v);
+  axes(svg, { H, x0, x1, x, y, ticks, unit: " h" });
   const bw = Math.max(1, (W - M.left - M.right) / (x1 - x0) - 1);
   const bars = el("g", { class: "bars" });
   for (const d of items) {
     const day = toDay(d.day);
-    const v = d.activity_index;
-    const h = v === null ? 3 : Math.max(1, H - M.bottom - y(v));
+    const hours = d.equipment_hours;
+    const h = d.readings === 0 ? 3 : Math.max(hours ? 1 : 0, H - M.bottom - y(hours ?? 0));
     const bar = el("rect", {
-      class: v === null ? "day gap" : "day",
+      class: d.readings === 0 ? "day gap" : "day",
       x: x(day),
       y: H - M.bottom - h,
       width: bw,
       height: h,
       "data-day": d.day,
-      "data-activity-index": fmt(v),
-      "data-equipment-hours": fmt(d.equipment_hours),
+      "data-activity-index": fmt(d.activity_index),
+      "data-equipment-hours": fmt(hours),
       "data-workforce": fmt(d.workforce),
     });
-    const parts = v === null ? ["no data or no baseline"] : [`activity ${v.toFixed(2)}`];
-    if (d.equipment_hours !== null) parts.push(`${d.equipment_hours.toFixed(1)} equipment h`);
+    const parts = d.readings === 0 ? ["no readings"] : [];
+    if (hours !== null) parts.push(`${hours.toFixed(1)} equipment h`);
     if (d.workforce !== null) parts.push(`${d.workforce} workers`);
+    if (d.activity_index !== null) parts.push(`activity index ${d.activity_index.toFixed(2)} (1 = usual)`);
     if (d.gaps.length) parts.push(`silent: ${d.gaps.join(", ")}`);
     bar.append(el("title", {}, `${d.day}: ${parts.join(", ")}`));
     bars.append(bar);
   }
   svg.append(bars);
-  svg.append(el("line", { class: "usual", x1: M.left, x2: W - M.right, y1: y(1), y2: y(1) }));
+  const people = items.filter((d) => d.workforce !== null);
+  if (people.length) {
+    const line = people.map((d, i) => `${i ? "L" : "M"}${(x(toDay(d.day)) + bw / 2).toFixed(1)},${yPeople(d.workforce).toFixed(1)}`);
+    svg.append(el("path", { class: "workforce", d: line.join(""), "data-series": "workforce" }));
+    svg.append(el("text", { class: "workforce-label", x: W - M.right, y: M.top + 8, "text-anchor": "end" }, `workforce (peak ${Math.round(topPeople / 1.15)})`));
+  }
   container.append(svg);
   return svg;
 }
