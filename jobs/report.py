@@ -32,6 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from rasterio.errors import RasterioError
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Engine
 
@@ -201,6 +202,10 @@ def _true_colour(settings: Settings, site: Site, rec: SceneRecord, grid: Grid) -
     return np.asarray(data.values, dtype=np.float32)
 
 
+#: What reading or comparing a scene may raise; the report names it instead of failing.
+_IMAGERY_PROBLEMS = (ImageryError, RasterioError, OSError, ValueError)
+
+
 def map_snapshot(settings: Settings, site: Site, records: Sequence[SceneRecord]) -> MapSnapshot:
     """Draw the newest clear scene in true colour with its change overlay and the planned footprints.
 
@@ -218,7 +223,7 @@ def map_snapshot(settings: Settings, site: Site, records: Sequence[SceneRecord])
     try:
         red, green, blue = _true_colour(settings, site, rec, grid)
         rgb = truecolor(red, green, blue)
-    except (ImageryError, OSError) as exc:
+    except _IMAGERY_PROBLEMS as exc:
         notes.append(f"true colour unavailable: {exc}")
     overlay: npt.NDArray[np.uint8] | None = None
     estimator = estimator_for(settings.checkpoint, settings.torch_threads)
@@ -233,7 +238,7 @@ def map_snapshot(settings: Settings, site: Site, records: Sequence[SceneRecord])
             max_cloud_pct=settings.max_cloud_pct,
         )
         overlay = change_overlay(probability, estimator.threshold)
-    except (ImageryError, OSError) as exc:
+    except _IMAGERY_PROBLEMS as exc:
         notes.append(f"no change overlay: {exc}")
     return MapSnapshot(rec, rgb, overlay, footprints, boundary, tuple(notes))
 

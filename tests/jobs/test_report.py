@@ -14,7 +14,15 @@ from aoi.demo import demo_portfolio
 from aoi.records import ProgressPoint, SceneRecord
 from jobs.iot import load_simulated_readings
 from jobs.pipeline import run_refresh
-from jobs.report import MapSnapshot, SiteReport, gather_site_report, key_figures, newest_clear_scene, report_pdf
+from jobs.report import (
+    MapSnapshot,
+    SiteReport,
+    gather_site_report,
+    key_figures,
+    map_snapshot,
+    newest_clear_scene,
+    report_pdf,
+)
 from jobs.settings import Settings
 from risk.demo import synthetic_progress
 from store import progress_repo
@@ -146,3 +154,19 @@ def test_report_of_a_refreshed_site_draws_imagery_overlay_and_the_stored_figures
     assert f"{stored.scenes_used} used, {stored.scenes_skipped} skipped" in text
     assert stored.method in text
     assert date(2026, 11, 2).isoformat() in text
+
+
+def test_snapshot_names_what_is_missing_when_the_scene_cannot_be_read(tmp_path) -> None:
+    site = next(s for s in demo_portfolio().sites if s.properties["fate"] == "stalled")
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/s.db", checkpoint="")
+    snap = map_snapshot(settings, site, [_record(site.id, 3, used=True, valid=0.99)])
+    assert snap.scene is not None
+    assert snap.rgb is None
+    assert snap.overlay is None
+    assert [n.split(":")[0] for n in snap.notes] == ["true colour unavailable", "no change overlay"]
+    assert len(snap.footprints_px) == len(site.plan.phases)
+    report = SiteReport(**{**{f: getattr(_hand_made_report(), f) for f in SiteReport.__dataclass_fields__},
+                           "snapshot": snap})  # fmt: skip
+    text, images = _text(report_pdf(report))
+    assert images == 0
+    assert "true colour unavailable" in text
