@@ -31,6 +31,11 @@ N_SITES = 2000
 #: Generous: the target is 3 s; a loaded 2-core CI box must not fail on timing noise.
 READY_BOUND_S = 30.0
 BANDS = ("A", "B", "C", "D", "E")
+#: The page is ready when every site is on the map and the table's first page is drawn.
+READY = (
+    "n => document.querySelector('#map')?.dataset.sites === String(n)"
+    " && document.querySelectorAll('#sites-table tbody tr').length > 0"
+)
 
 
 def _scores(portfolio: Any, seed: int) -> list[risk_repo.ScoreInsert]:
@@ -101,11 +106,7 @@ def test_two_thousand_sites_load_map_and_table_and_stay_responsive(page: Any, we
     t0 = time.perf_counter()
     page.click("#signin-form button[type=submit]")
     # ready: every site on the map and the table's first page drawn
-    page.wait_for_function(
-        "n => document.querySelector('#map').dataset.sites === String(n)"
-        " && document.querySelectorAll('#sites-table tbody tr').length > 0",
-        arg=N_SITES,
-    )
+    page.wait_for_function(READY, arg=N_SITES)
     ready_s = time.perf_counter() - t0
     rows = page.locator("#sites-table tbody tr").count()
     sites_fetch_ms = page.evaluate(
@@ -169,5 +170,19 @@ def test_two_thousand_sites_load_map_and_table_and_stay_responsive(page: Any, we
     marker = page.locator(f".leaflet-marker-icon.site-marker[title*='({site_id})']")
     marker.wait_for()
     assert marker.locator(".badge").inner_text() == "E"
+    # once more on the warm server: its first answer also paid one-off costs (imports, caches)
+    t3 = time.perf_counter()
+    page.goto(web.url + "/")  # the key stays in the tab: the page starts without a sign-in
+    page.wait_for_function(READY, arg=N_SITES)
+    figures["warm_ready_s"] = round(time.perf_counter() - t3, 2)
+    warm_fetch_ms = page.evaluate(
+        "() => performance.getEntriesByType('resource').find(e => e.name.endsWith('/v1/sites')).duration"
+    )
+    figures["warm_get_sites_s"] = round(warm_fetch_ms / 1000, 2)
+    FIGURES.append(
+        f"2000-site portfolio on a warm server (page reloaded): ready in {figures['warm_ready_s']} s "
+        f"(GET /v1/sites {figures['warm_get_sites_s']} s)"
+    )
+    assert figures["warm_ready_s"] < READY_BOUND_S
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "portfolio-2000.json").write_text(json.dumps(figures, indent=1) + "\n")
