@@ -21,7 +21,7 @@ import io
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -129,7 +129,6 @@ class SiteReport:
     generated_at_utc: datetime
     #: Change-detection checkpoint configured for the overlay ("" or None: spectral-index estimator).
     checkpoint: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def as_of(self) -> date:

@@ -113,7 +113,7 @@ def test_cli_writes_the_same_report_to_a_file_and_exits_nonzero_for_an_unknown_s
     assert "Latest clear scene 2026-10-01" in text  # the CLI reads the same scene cache as the server
     assert any(page.images for page in reader.pages)
     assert str(out) in capsys.readouterr().out
-    assert run([*base, "report", "no-such-site", "--out", str(tmp_path / "x.pdf")]) != 0
+    assert run([*base, "report", "no-such-site", "--out", str(tmp_path / "x.pdf")]) == 3  # not found
     assert not (tmp_path / "x.pdf").exists()
 
 
