@@ -13,7 +13,7 @@ from api.auth import TokenBuckets
 from api.cache import LRU
 from api.errors import install_error_handlers
 from api.metrics import EdgeMiddleware, Metrics
-from api.routes import alerts, feeds, health, iot, jobs, progress, scores, sites, tiles, web
+from api.routes import alerts, case_notes, feeds, health, iot, jobs, progress, report, scores, sites, tiles, web
 from jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,8 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sites.router, prefix="/v1/sites", tags=["sites"])
     app.include_router(progress.router, prefix="/v1/sites", tags=["progress"])
     app.include_router(tiles.router, prefix="/v1/sites", tags=["tiles"])
+    app.include_router(report.router, prefix="/v1/sites", tags=["report"])
     app.include_router(scores.router, prefix="/v1", tags=["scores"])
     app.include_router(alerts.router, prefix="/v1", tags=["alerts"])
+    app.include_router(case_notes.router, prefix="/v1", tags=["alerts"])
     app.include_router(jobs.router, prefix="/v1", tags=["jobs"])
     app.include_router(feeds.router, prefix="/v1/feeds", tags=["ingest"])
     app.include_router(iot.router, prefix="/v1/iot", tags=["ingest"])

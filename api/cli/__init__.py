@@ -24,6 +24,7 @@ from api.cli import iot as iot_cli
 from api.cli import keys as keys_cli
 from api.cli import model as model_cli
 from api.cli import progress as progress_cli
+from api.cli import report as report_cli
 from api.cli import risk as risk_cli
 from iot.errors import BrokerUnavailableError
 from jobs.context import open_engine
@@ -60,6 +61,7 @@ app.add_typer(imagery_cli.app, name="imagery")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(model_cli.app, name="model")
 app.command("progress")(progress_cli.progress_command)
+app.command("report")(report_cli.report_command)
 app.add_typer(risk_cli.app)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,15 @@ import pytest
 from sqlalchemy import Engine
 
 import store
+from aoi.demo import DEMO_AS_OF, demo_portfolio
+from jobs.iot import load_simulated_readings
 from jobs.settings import Settings
 from tests.api.conftest import LiveServer, _store_state
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+#: The site whose sensors report in the web tests (the stalled one: activity chart, case and notes).
+SENSOR_SITE = "in-pnq-factory"
 #: Screenshots for people (gitignored); README shows a copy under docs/.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "web"
 
@@ -55,16 +60,18 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebState]:
-    """The demo book with synthetic progress, scores, alerts and one tiled scene, served on 127.0.0.1."""
+    """The demo book with synthetic progress, scores, alerts, one tiled scene and one site's sensors, on 127.0.0.1."""
     tmp = tmp_path_factory.mktemp("web")
     db = f"sqlite:///{tmp / 'sitewatch.db'}"
     settings = Settings(data_dir=tmp / "data", database_url=db, checkpoint="", api_rate_burst=10_000)
     engine = store.connect(db)
     store.upgrade(engine)
     state = _store_state(engine, settings)
+    sensed = [s for s in demo_portfolio().sites if s.id == SENSOR_SITE]
+    load_simulated_readings(engine, sensed, DEMO_AS_OF - timedelta(days=120), DEMO_AS_OF, seed=1)
     try:
         with LiveServer(settings) as live:
-            yield WebState(live.url, engine, state["tokens"], state["scene_id"])
+            yield WebState(live.url, engine, state["tokens"], state["scene_id"], {"data_dir": settings.data_dir})
     finally:
         engine.dispose()
 
@@ -101,6 +108,18 @@ def sign_in(page: Any, web: WebState, key: str = "officer", token: str | None = 
     page.goto(web.url + "/")
     page.fill("#api-key", token if token is not None else web.tokens[key])
     page.click("#signin-form button[type=submit]")
+
+
+#: Measured figures the browser tests report; printed in pytest's summary (print is for the CLI only).
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show the figures the browser tests measured, even without ``-s``."""
+    if FIGURES:
+        terminalreporter.section("web map figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -2,6 +2,7 @@
 
 import { eachLimited, esc, getJSON, getJSONOrNull } from "./api.js";
 import { bandBadge, sitesLayer } from "./map.js";
+import { PAGE_ROWS, renderPager } from "./pager.js";
 
 const state = {
   features: [],
@@ -9,6 +10,7 @@ const state = {
   progress: new Map(), // site_id -> progress summary, or null when none
   openAlerts: new Map(), // site_id -> count
   sort: { key: "score", dir: 1 },
+  page: 0, // of the sorted table, PAGE_ROWS rows each
   layer: null,
 };
 
@@ -78,7 +80,20 @@ function compare(a, b) {
 const num = (v, digits = 1) => (v === null ? "–" : Number(v).toFixed(digits));
 
 export function renderTable() {
-  const rows = state.features.map(row).sort(compare);
+  const sorted = state.features.map(row).sort(compare);
+  const pages = Math.max(1, Math.ceil(sorted.length / PAGE_ROWS));
+  state.page = Math.min(state.page, pages - 1);
+  const rows = sorted.slice(state.page * PAGE_ROWS, (state.page + 1) * PAGE_ROWS);
+  renderPager(document.querySelector("#sites-pager"), {
+    page: state.page,
+    pages,
+    total: sorted.length,
+    onPage: (page) => {
+      state.page = page;
+      renderTable();
+      table().tBodies[0].rows[0]?.focus();
+    },
+  });
   const body = table().tBodies[0];
   body.innerHTML = rows
     .map(
@@ -132,6 +147,7 @@ async function applyFilters(map, onOpen) {
   if (q) params.set("q", q);
   const collection = await getJSON(`/v1/sites${params.size ? `?${params}` : ""}`);
   state.features = collection.features;
+  state.page = 0;
   drawSites(map, onOpen);
   renderTable();
   status(`${state.features.length} site${state.features.length === 1 ? "" : "s"}`);
@@ -156,6 +172,7 @@ export async function loadPortfolio(map, onOpen) {
     th.querySelector("button").addEventListener("click", () => {
       const key = th.dataset.key;
       state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+      state.page = 0;
       renderTable();
     });
   }

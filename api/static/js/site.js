@@ -1,8 +1,10 @@
-// Site view: imagery through time, change overlay, planned footprints, progress chart, score and alerts.
+// Site view: imagery through time, change overlay, planned footprints, progress and activity charts,
+// score with its history, alerts, the watch-list case with its notes, and the downloads (CSV, PDF).
 
 /* global L */
 import { ApiError, esc, getJSON, getJSONOrNull, postJSON, request } from "./api.js";
 import { renderProgressChart } from "./chart.js";
+import { renderActivityChart, renderScoreHistory } from "./sitecharts.js";
 import { bandBadge, tileLayerFromTileJSON } from "./map.js";
 
 // Okabe-Ito hues not used for bands, and a dash per phase, so phases differ without colour too.
@@ -169,7 +171,84 @@ function renderScore(score) {
             <td>${esc(d.bin)}</td><td class="num">${d.points}</td>
             <td class="num"><span class="bar" style="width:${(40 * (d.shortfall || 0)) / maxShort}px"></span> ${d.shortfall}</td></tr>`,
         )
-        .join("")}</tbody></table>`;
+        .join("")}</tbody></table>
+    <p class="meta">Score history (${score.history.length} score${score.history.length === 1 ? "" : "s"})</p>
+    <div id="score-history" class="chart"></div>`;
+  renderScoreHistory(box.querySelector("#score-history"), score.history);
+}
+
+// ---------------------------------------------------------------- sensor activity, case
+
+async function loadActivity(siteId) {
+  const chart = $("#activity-chart");
+  const text = $("#activity-summary");
+  const activity = await getJSONOrNull(`/v1/sites/${encodeURIComponent(siteId)}/activity`);
+  if (!activity || !activity.items.length) {
+    chart.replaceChildren();
+    text.textContent = "No sensor activity recorded.";
+    return;
+  }
+  renderActivityChart(chart, activity);
+  const mean = (values) => (values.length ? values.reduce((a, v) => a + v, 0) / values.length : null);
+  const seen = activity.items.filter((d) => d.readings > 0);
+  const hours = mean(activity.items.map((d) => d.equipment_hours).filter((v) => v !== null));
+  const index = mean(activity.items.map((d) => d.activity_index).filter((v) => v !== null));
+  const silent = activity.items.at(-1).site_silent;
+  text.textContent =
+    `${seen.length} of ${activity.count} days with sensor data up to ${activity.as_of}` +
+    (hours === null ? "" : ` · ${hours.toFixed(1)} equipment hours a day on average`) +
+    (index === null ? "" : ` · mean activity index ${index.toFixed(2)} (1 = usual)`) +
+    (silent ? " · site silent on the last day" : "");
+}
+
+function noteItem(n) {
+  const li = document.createElement("li");
+  li.innerHTML = `<span class="meta">${esc(n.at.slice(0, 16).replace("T", " "))}, ${esc(n.by)}:</span> ${esc(n.note)}`;
+  return li;
+}
+
+async function loadCase(loanId) {
+  const box = $("#case");
+  const status = $("#case-status");
+  const cases = await getJSON(`/v1/cases?status=open&loan_id=${encodeURIComponent(loanId)}`);
+  box.replaceChildren();
+  const c = cases.items[0];
+  if (!c) {
+    status.textContent = "No open watch-list case for this loan.";
+    return;
+  }
+  status.textContent = "";
+  const notes = await getJSON(`/v1/cases/${c.id}/notes`);
+  box.dataset.caseId = c.id;
+  box.innerHTML = `<p><strong>Case ${c.id}</strong> (${esc(c.status)}, ${esc(c.severity)}), opened ${esc(c.opened_at.slice(0, 10))}
+      by ${esc(c.opened_by)}: ${esc(c.reason)}</p>
+    <p class="meta">Response plan: ${esc(c.response_plan || "none yet")} · alerts ${c.alert_ids.map((i) => esc(i)).join(", ") || "–"}</p>
+    <ul class="tasks">${c.tasks
+      .map((t) => `<li data-task-id="${t.id}" data-status="${esc(t.status)}">[${esc(t.status)}] ${esc(t.department.replaceAll("_", " "))}: ${esc(t.title)} — ${esc(t.owner)}, due ${esc(t.due_date)}</li>`)
+      .join("")}</ul>
+    <p class="meta">Notes</p>
+    <ul class="notes"></ul>`;
+  const list = box.querySelector(".notes");
+  list.replaceChildren(...notes.items.map(noteItem));
+  const form = document.createElement("form");
+  form.innerHTML = `<input name="note" maxlength="2000" required placeholder="Add a note to the case" aria-label="Note for case ${c.id}">
+    <button type="submit">Add note</button>`;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      const added = await postJSON(`/v1/cases/${c.id}/notes`, { note: form.note.value });
+      list.append(...added.items.map(noteItem));
+      form.note.value = "";
+      status.textContent = `Note added to case ${c.id}.`;
+    } catch (err) {
+      status.textContent = `Could not add the note: ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  box.append(form);
 }
 
 function alertItem(a) {
@@ -217,10 +296,20 @@ async function loadAlerts(loanId) {
   $("#alerts-status").textContent = alerts.count ? "" : "No alerts.";
 }
 
-async function downloadCsv(event) {
+/** Fetch a file with the key (a plain link cannot send it) and hand it to the browser as a download. */
+async function downloadWithKey(event) {
   event.preventDefault();
   const link = event.currentTarget;
-  const response = await request(link.dataset.href, { accept: "text/csv" });
+  const note = $("#download-status");
+  note.textContent = link.dataset.busy || "";
+  let response;
+  try {
+    response = await request(link.dataset.href, { accept: link.dataset.accept });
+  } catch (err) {
+    note.textContent = `Download failed: ${err.message}`;
+    return;
+  }
+  note.textContent = "";
   const url = URL.createObjectURL(await response.blob());
   const a = document.createElement("a");
   a.href = url;
@@ -240,8 +329,10 @@ export async function openSite(map, siteId, { bounds, onAlertsChanged } = {}) {
   current = site;
   $("#site-title").textContent = siteId;
   $("#site-meta").textContent = "Loading…";
-  for (const sel of ["#progress-chart", "#score", "#alerts", "#scene-list", "#phase-legend"]) $(sel).replaceChildren();
-  $("#progress-summary").textContent = "";
+  for (const sel of ["#progress-chart", "#score", "#alerts", "#scene-list", "#phase-legend", "#activity-chart", "#case"]) {
+    $(sel).replaceChildren();
+  }
+  for (const sel of ["#progress-summary", "#activity-summary", "#case-status", "#download-status"]) $(sel).textContent = "";
   $("#scene-caption").textContent = "";
   $("#change-status").textContent = "";
   $("#alerts-status").textContent = "";
@@ -258,7 +349,15 @@ export async function openSite(map, siteId, { bounds, onAlertsChanged } = {}) {
   csv.dataset.href = `/v1/sites/${id}/progress?format=csv`;
   csv.setAttribute("href", csv.dataset.href);
   csv.setAttribute("download", `${siteId}-progress.csv`);
-  csv.onclick = downloadCsv;
+  csv.dataset.accept = "text/csv";
+  csv.onclick = downloadWithKey;
+  const pdf = $("#pdf-link");
+  pdf.dataset.href = `/v1/sites/${id}/report.pdf`;
+  pdf.dataset.accept = "application/pdf";
+  pdf.dataset.busy = "Rendering the report…";
+  pdf.setAttribute("href", pdf.dataset.href);
+  pdf.setAttribute("download", `${siteId}-report.pdf`);
+  pdf.onclick = downloadWithKey;
 
   const group = footprints(map, feature);
   site.layers.push(group);
@@ -269,6 +368,8 @@ export async function openSite(map, siteId, { bounds, onAlertsChanged } = {}) {
     getJSONOrNull(`/v1/sites/${id}/progress`),
     getJSONOrNull(`/v1/loans/${encodeURIComponent(p.loan_id)}/score`),
     loadAlerts(p.loan_id),
+    loadActivity(siteId),
+    loadCase(p.loan_id),
   ]);
   if (current !== site) return;
   site.scenes = [...scenes.items].sort((a, b) => a.acquired_at.localeCompare(b.acquired_at));
