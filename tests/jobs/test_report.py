@@ -12,7 +12,7 @@ import pytest
 
 from aoi.demo import demo_portfolio
 from aoi.records import ProgressPoint, SceneRecord
-from jobs.iot import load_simulated_readings
+from jobs.demo import load_simulated_readings
 from jobs.pipeline import run_refresh
 from jobs.report import (
     MapSnapshot,

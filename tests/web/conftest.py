@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 import store
 from aoi.demo import DEMO_AS_OF, demo_portfolio
-from jobs.iot import load_simulated_readings
+from jobs.demo import load_simulated_readings
 from jobs.settings import Settings
 from tests.api.conftest import LiveServer, _store_state
 
