@@ -9,11 +9,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 import store
-from api.auth import TokenBuckets
+from api.auth import KeyCache, TokenBuckets
 from api.cache import LRU
 from api.errors import install_error_handlers
 from api.metrics import EdgeMiddleware, Metrics
 from api.routes import alerts, feeds, health, iot, jobs, progress, scores, sites, tiles, web
+from api.routes.scores import ScoresVersion
 from jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.keys = KeyCache()
     app.state.rate_limits = TokenBuckets(settings.api_rate_per_s, settings.api_rate_burst)
+    app.state.scores_version = ScoresVersion()
     app.state.score_pages = LRU[tuple[bytes, str, str | None]](SCORE_PAGE_CACHE)
     app.state.tiles = LRU[tuple[bytes, str]](TILE_CACHE)
     if settings.cors_origins:

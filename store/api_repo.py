@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from store.api_schema import ApiKeyRow
@@ -118,11 +118,35 @@ def save_key(
         return _key(row)
 
 
+_KEY_COLUMNS = (
+    ApiKeyRow.id,
+    ApiKeyRow.name,
+    ApiKeyRow.role,
+    ApiKeyRow.sites,
+    ApiKeyRow.token_sha256,
+    ApiKeyRow.created_at,
+    ApiKeyRow.created_by,
+    ApiKeyRow.revoked_at,
+    ApiKeyRow.revoked_by,
+)
+#: Built once: the key lookup runs on requests whose key is not in the API's short cache, and
+#: constructing the statement cost more than running it.
+_GET_KEY = select(*_KEY_COLUMNS).where(ApiKeyRow.id == bindparam("key_id"))
+
+
 def get_key(engine: Engine, key_id: str) -> ApiKeyRecord | None:
-    """One key by its public id (revoked ones included), or None."""
-    with Session(engine) as session:
-        row = session.get(ApiKeyRow, key_id)
-        return _key(row) if row is not None else None
+    """One key by its public id (revoked ones included), or None.
+
+    One primary-key read through SQLAlchemy Core (no ORM session or identity map).
+    """
+    with engine.connect() as conn:
+        r = conn.execute(_GET_KEY, {"key_id": key_id}).one_or_none()
+    if r is None:
+        return None
+    sites = tuple(r.sites) if r.sites is not None else None
+    return ApiKeyRecord(
+        r.id, r.name, r.role, sites, r.token_sha256, r.created_at, r.created_by, r.revoked_at, r.revoked_by
+    )
 
 
 def list_keys(engine: Engine) -> list[ApiKeyRecord]:
@@ -166,11 +190,20 @@ def record_audit(
 # ---------------------------------------------------------------- jobs
 
 
-def scores_version(engine: Engine) -> tuple[int, int]:
-    """A cheap fingerprint of the score table: (highest id, row count). Any insert or delete changes it."""
+#: Built once (see ``_GET_KEY``).
+_SCORES_VERSION = select(func.coalesce(func.max(ScoreRow.id), 0))
+
+
+def scores_version(engine: Engine) -> int:
+    """A fingerprint of the score table: its highest id, one primary-key index probe.
+
+    Scores are an append-only history: every scoring run inserts new rows, nothing updates
+    them, and no code path deletes a loan (the only cascade that would remove scores). So the
+    highest id changes exactly when the newest score of some loan may have changed. (A row
+    count would also catch hand-made deletes, but costs a scan of the whole history.)
+    """
     with engine.connect() as conn:
-        row = conn.execute(select(func.coalesce(func.max(ScoreRow.id), 0), func.count(ScoreRow.id))).one()
-        return int(row[0]), int(row[1])
+        return int(conn.execute(_SCORES_VERSION).scalar_one())
 
 
 def _latest_score_id() -> Any:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import httpx
 
-from api.auth import new_token, token_digest
+from api.auth import KEY_CACHE_TTL_S, KeyCache, new_token, token_digest
 from api.cli import run
 from jobs.settings import Settings
 from store import api_repo
+from store.api_repo import ApiKeyRecord
 from tests.api.conftest import LiveServer
 
 
@@ -74,3 +78,43 @@ def test_keys_cli_creates_lists_and_revokes_hashed_keys(engine, db_url, capsys):
     assert api_repo.get_key(engine, made["id"]).revoked_at is not None
     assert run(["--database-url", db_url, "keys", "revoke", "nope"]) == 3
     assert run(["--database-url", db_url, "keys", "create", "--role", "king"]) == 2
+
+
+def test_revoked_key_is_refused_within_the_key_cache_ttl(engine, db_url, tmp_path):
+    token = _key(engine)
+    key_id = token.split("_")[1]
+    with (
+        LiveServer(Settings(data_dir=tmp_path, database_url=db_url)) as live,
+        httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {token}"}) as c,
+    ):
+        cache: KeyCache = live.server.config.app.state.keys
+        assert cache.ttl_s == KEY_CACHE_TTL_S
+        cache.ttl_s = 1.0  # the documented bound is KEY_CACHE_TTL_S; a shorter one keeps the test quick
+        assert c.get("/v1/scores").status_code == 200
+        assert cache.get(key_id) is not None  # the key is now served from the cache
+        assert run(["--database-url", db_url, "keys", "revoke", key_id]) == 0  # another engine, as the CLI is
+        revoked_at = time.monotonic()
+        while (r := c.get("/v1/scores")).status_code == 200:
+            assert time.monotonic() - revoked_at < cache.ttl_s + 1.0, "revoked key still accepted after the TTL"
+            time.sleep(0.05)
+        assert r.status_code == 401
+        assert "revoked" in r.json()["detail"]
+        assert c.get("/v1/scores").status_code == 401
+
+
+def test_key_cache_trusts_an_entry_for_ttl_seconds_only():
+    cache = KeyCache(ttl_s=5.0, size=2)
+    records = [
+        ApiKeyRecord(f"{k:016x}", "n", "admin", None, "0" * 64, datetime(2026, 1, 1, tzinfo=UTC), "t") for k in range(3)
+    ]
+    cache.put(records[0], now=100.0)
+    assert cache.get(records[0].id, now=104.9) == records[0]
+    assert cache.get(records[0].id, now=105.0) is None  # expired: read again from the database
+    assert cache.get(records[0].id, now=100.0) is None  # and dropped, not served again
+    for k, rec in enumerate(records):
+        cache.put(rec, now=200.0 + k)
+    assert cache.get(records[0].id, now=203.0) is None  # over capacity: the oldest went first
+    assert [cache.get(r.id, now=203.0) for r in records[1:]] == records[1:]
+    off = KeyCache(ttl_s=0)
+    off.put(records[0], now=1.0)
+    assert off.get(records[0].id, now=1.0) is None
