@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, tags=["health"])
     app.include_router(sites.router, prefix="/v1/sites", tags=["sites"])
     app.include_router(progress.router, prefix="/v1/sites", tags=["progress"])
+    app.include_router(progress.portfolio_router, prefix="/v1", tags=["progress"])
     app.include_router(tiles.router, prefix="/v1/sites", tags=["tiles"])
     app.include_router(scores.router, prefix="/v1", tags=["scores"])
     app.include_router(alerts.router, prefix="/v1", tags=["alerts"])

@@ -9,31 +9,26 @@ loop without a database read or a thread hop; a new scoring run shows within tha
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
 
 from anyio import to_thread
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from aoi.errors import LoanNotFoundError
 from api.auth import Principal, ScoreReaderDep
 from api.cache import LRU, etag_matches, strong_etag
 from api.deps import EngineDep
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, next_link
 from jobs.risk import assessment_from_stored
 from store import api_repo, risk_repo
 
 router = APIRouter()
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-_CURSOR_VERSION = "1"
 #: Seconds a process trusts the score table's fingerprint: the bound on how late a new scoring
 #: run appears in ``GET /v1/scores`` (README: API).
 SCORES_VERSION_TTL_S: Final = 1.0
@@ -62,27 +57,6 @@ class ScoresVersion:
         with self._lock:
             self._value, self._read_at = value, now
         return value
-
-
-def encode_cursor(after_loan_id: str) -> str:
-    """An opaque cursor pointing after a loan id."""
-    raw = json.dumps({"v": _CURSOR_VERSION, "after": after_loan_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The loan id a cursor points after.
-
-    Raises:
-        HTTPException: 400 when the cursor was not made by this API.
-    """
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(doc, dict) or doc.get("v") != _CURSOR_VERSION or not isinstance(doc.get("after"), str):
-            raise ValueError(cursor)
-        return str(doc["after"])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise HTTPException(400, "cursor: not a cursor returned by this API (use next_cursor as given)") from exc
 
 
 def _utc(value: datetime) -> datetime:
@@ -168,8 +142,7 @@ async def list_scores(
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     if next_cursor:
-        params = {**request.query_params, "cursor": next_cursor}
-        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+        headers["Link"] = next_link(request.url.path, request.query_params, next_cursor)
     return Response(body, media_type="application/json", headers=headers)
 
 
