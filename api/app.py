@@ -13,6 +13,7 @@ from api.auth import KeyCache, TokenBuckets
 from api.cache import LRU
 from api.errors import install_error_handlers
 from api.metrics import EdgeMiddleware, Metrics
+from api.openapi import install_openapi
 from api.routes import alerts, feeds, health, iot, jobs, progress, scores, sites, tiles, web
 from api.routes.scores import ScoresVersion
 from jobs.settings import Settings
@@ -72,4 +73,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     install_error_handlers(app)
+    install_openapi(app)
     return app

@@ -348,3 +348,27 @@ def test_ingest_readings_needs_the_ingest_role(api: ApiState):
     with api.client() as c:
         metrics = c.get("/metrics").text
     assert 'sitewatch_ingest_items_total{feed="readings",status="rejected"}' in metrics
+
+
+def test_inputs_that_schemathesis_turned_into_server_errors_are_client_errors(api: ApiState):
+    """Each of these answered 500 before (see tests/api/test_schemathesis.py)."""
+    with api.client("admin") as c:
+        # ids beyond the 32-bit keys: the driver overflowed (SQLite) or the cast failed (PostgreSQL)
+        too_big = c.post("/v1/alerts/2147483648/acknowledge", json={"note": "x"})
+        assert _is_problem(too_big, 422)["errors"][0]["field"] == "path.alert_id"
+        assert _is_problem(c.get("/v1/iot/rejected", params={"before_id": 2**63}), 422)
+        # a carriage return inside a JSON key or value went out as unquoted CSV
+        rows = [{"loan_id": "L-de-rgb-hall\r", "due_date": "2026-01-31", "amount_due": "1\r0", "x\ry": 1}]
+        r = c.post("/v1/feeds/payments", json=rows)
+        assert r.status_code == 200, r.text
+        assert r.json()["rejected"]  # the row is refused with its reason, and kept
+        bare_cr = "loan_id,due_date,amount_due\nL-de-rgb-hall,2026-01-31,1\r0\n"
+        r = c.post("/v1/feeds/payments", content=bare_cr, headers={"Content-Type": "text/csv"})
+        assert "not readable as CSV" in _is_problem(r, 422)["detail"]
+        # a JSON scalar is no batch of readings: refused, and kept as a dead letter
+        before = c.get("/v1/iot/rejected").json()["items"]
+        r = c.post("/v1/iot/readings", content=b"12345", headers={"Content-Type": "application/json"})
+        assert "expected a JSON array" in _is_problem(r, 422)["detail"]
+        after = c.get("/v1/iot/rejected").json()["items"]
+        assert len(after) == len(before) + 1
+        assert (after[0]["raw"], after[0]["origin"]) == ("12345", "http body")
