@@ -9,11 +9,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 import store
-from api.auth import TokenBuckets
+from api.auth import KeyCache, TokenBuckets
 from api.cache import LRU
 from api.errors import install_error_handlers
 from api.metrics import EdgeMiddleware, Metrics
+from api.openapi import install_openapi
 from api.routes import alerts, case_notes, feeds, health, iot, jobs, progress, report, scores, sites, tiles, web
+from api.routes.scores import ScoresVersion
 from jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.keys = KeyCache()
     app.state.rate_limits = TokenBuckets(settings.api_rate_per_s, settings.api_rate_burst)
+    app.state.scores_version = ScoresVersion()
     app.state.score_pages = LRU[tuple[bytes, str, str | None]](SCORE_PAGE_CACHE)
     app.state.tiles = LRU[tuple[bytes, str]](TILE_CACHE)
     if settings.cors_origins:
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, tags=["health"])
     app.include_router(sites.router, prefix="/v1/sites", tags=["sites"])
     app.include_router(progress.router, prefix="/v1/sites", tags=["progress"])
+    app.include_router(progress.portfolio_router, prefix="/v1", tags=["progress"])
     app.include_router(tiles.router, prefix="/v1/sites", tags=["tiles"])
     app.include_router(report.router, prefix="/v1/sites", tags=["report"])
     app.include_router(scores.router, prefix="/v1", tags=["scores"])
@@ -70,4 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     install_error_handlers(app)
+    install_openapi(app)
     return app

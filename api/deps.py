@@ -1,4 +1,8 @@
-"""FastAPI dependency aliases."""
+"""FastAPI dependency aliases.
+
+They only read ``app.state``, so they are ``async``: a plain ``def`` dependency costs a
+threadpool round trip per request.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from sqlalchemy import Engine
 from jobs.settings import Settings
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

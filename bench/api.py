@@ -3,7 +3,8 @@
     python -m bench.api --json
 
 Prints progress on stderr and, as its last stdout line, JSON with throughput and p50/p99 latency
-for a scores page, a `since` page, one site's progress, a tile and a trivial endpoint.
+for a scores page, a `since` page, one site's progress, a page of the portfolio's progress, a tile
+and a trivial endpoint (``/healthz``, async, in the same server and run).
 """
 
 from __future__ import annotations
@@ -58,11 +59,20 @@ def build(data_dir: Path, n_loans: int) -> dict:
     score_portfolio(engine, as_of=DEMO_AS_OF, progress=progress, scored_at=first)
     latest = risk_repo.latest_scores(engine)
     risk_repo.save_scores(engine, [s.data for s in latest[::2]], scored_at=first + timedelta(hours=2))
+    log(f"scored {n_loans} loans in {time.perf_counter() - t0:.0f} s")
     site = portfolio.sites[0]
-    summary = progress[site.id]
     points = [ProgressPoint(DEMO_AS_OF - timedelta(days=10 * k), 50.0, 40.0, 37.0, 43.0) for k in range(30)]
     rec = SceneRecord(site.id, "local", SCENE, datetime(2026, 10, 1, 10, tzinfo=UTC), 5.0, 0.97, True)
-    progress_repo.save_progress(engine, summary=summary, points=points, observations=[], records=[rec], inputs={})
+    # every site's summary through the real save path (what /v1/progress pages); the first one with a curve
+    for site_id, summary in progress.items():
+        progress_repo.save_progress(
+            engine,
+            summary=summary,
+            points=points if site_id == site.id else [],
+            observations=[],
+            records=[rec] if site_id == site.id else [],
+            inputs={},
+        )
     grid = site_grid(site)
     data = np.full((3, grid.height, grid.width), 0.08, dtype=np.float32)
     write_cog(SceneCache(data_dir / "cache").path_for("local", SCENE, grid), data, grid, nodata=float("nan"),
@@ -139,6 +149,7 @@ def main() -> None:
                 "scores": "/v1/scores?limit=100",
                 "scores_since": f"/v1/scores?limit=100&since={since}",
                 "progress": f"/v1/sites/{state['site']}/progress",
+                "progress_page": "/v1/progress?limit=100",
                 "tile": f"/v1/sites/{state['site']}/scenes/{SCENE}/tiles/{z}/{x}/{y}.png",
             }
             res = {}
@@ -159,6 +170,8 @@ def main() -> None:
         "scores_since_p99_ms": round(res["scores_since"]["p99_ms"], 2),
         "progress_rps": round(res["progress"]["rps"], 1),
         "progress_p99_ms": round(res["progress"]["p99_ms"], 2),
+        "progress_page_rps": round(res["progress_page"]["rps"], 1),
+        "progress_page_p99_ms": round(res["progress_page"]["p99_ms"], 2),
         "tile_rps": round(res["tile"]["rps"], 1),
         "tile_p50_ms": round(res["tile"]["p50_ms"], 2),
         "tile_p99_ms": round(res["tile"]["p99_ms"], 2),

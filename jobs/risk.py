@@ -341,17 +341,18 @@ def _open_cases(
     for alert in opened:
         if severity_rank(alert.severity) >= threshold:
             by_loan[alert.loan_id].append(alert)
-    cases: dict[str, tuple[risk_repo.CaseRecord, bool]] = {}
-    for loan_id, alerts in sorted(by_loan.items()):
-        cases[loan_id] = risk_repo.open_case(
-            engine,
+    requests = [
+        risk_repo.CaseRequest(
             loan_id,
             severity=max((a.severity for a in alerts), key=severity_rank),
             reason="; ".join(a.title for a in alerts),
             tasks=rules.case_tasks(as_of),
             alert_ids=[a.id for a in alerts],
         )
-    return cases
+        for loan_id, alerts in sorted(by_loan.items())
+    ]
+    # one transaction for the whole book (a large run opens thousands of cases)
+    return risk_repo.open_cases(engine, requests) if requests else {}
 
 
 def _alert_payload(alert: risk_repo.AlertRecord) -> dict[str, Any]:

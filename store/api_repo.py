@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from store.api_schema import ApiKeyRow
+from store.audit import put_audit
 from store.errors import StoreError
 from store.risk_schema import AlertRow, ScoreRow
-from store.schema import AuditRow, LoanRow, SiteRow, utcnow
+from store.schema import LoanRow, SiteRow, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -113,16 +114,40 @@ def save_key(
             created_by=actor,
         )
         session.add(row)
-        _audit(session, actor, "create", "api_key", key_id, {"role": role, "name": name, "sites": row.sites})
+        put_audit(session, actor, "create", "api_key", key_id, {"role": role, "name": name, "sites": row.sites})
         session.flush()
         return _key(row)
 
 
+_KEY_COLUMNS = (
+    ApiKeyRow.id,
+    ApiKeyRow.name,
+    ApiKeyRow.role,
+    ApiKeyRow.sites,
+    ApiKeyRow.token_sha256,
+    ApiKeyRow.created_at,
+    ApiKeyRow.created_by,
+    ApiKeyRow.revoked_at,
+    ApiKeyRow.revoked_by,
+)
+#: Built once: the key lookup runs on requests whose key is not in the API's short cache, and
+#: constructing the statement cost more than running it.
+_GET_KEY = select(*_KEY_COLUMNS).where(ApiKeyRow.id == bindparam("key_id"))
+
+
 def get_key(engine: Engine, key_id: str) -> ApiKeyRecord | None:
-    """One key by its public id (revoked ones included), or None."""
-    with Session(engine) as session:
-        row = session.get(ApiKeyRow, key_id)
-        return _key(row) if row is not None else None
+    """One key by its public id (revoked ones included), or None.
+
+    One primary-key read through SQLAlchemy Core (no ORM session or identity map).
+    """
+    with engine.connect() as conn:
+        r = conn.execute(_GET_KEY, {"key_id": key_id}).one_or_none()
+    if r is None:
+        return None
+    sites = tuple(r.sites) if r.sites is not None else None
+    return ApiKeyRecord(
+        r.id, r.name, r.role, sites, r.token_sha256, r.created_at, r.created_by, r.revoked_at, r.revoked_by
+    )
 
 
 def list_keys(engine: Engine) -> list[ApiKeyRecord]:
@@ -143,7 +168,7 @@ def revoke_key(engine: Engine, key_id: str, *, actor: str) -> ApiKeyRecord:
             raise ApiKeyNotFoundError(f"no API key {key_id!r}")
         if row.revoked_at is None:
             row.revoked_at, row.revoked_by = utcnow(), actor
-            _audit(session, actor, "revoke", "api_key", key_id, {})
+            put_audit(session, actor, "revoke", "api_key", key_id, {})
         session.flush()
         return _key(row)
 
@@ -151,26 +176,31 @@ def revoke_key(engine: Engine, key_id: str, *, actor: str) -> ApiKeyRecord:
 # ---------------------------------------------------------------- audit
 
 
-def _audit(session: Session, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
-    session.add(AuditRow(at=utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail))
-
-
 def record_audit(
     engine: Engine, *, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any] | None = None
 ) -> None:
     """Append one audit entry (for writes whose own repository does not audit them)."""
     with Session(engine) as session, session.begin():
-        _audit(session, actor, action, entity, entity_id, detail or {})
+        put_audit(session, actor, action, entity, entity_id, detail or {})
 
 
 # ---------------------------------------------------------------- jobs
 
 
-def scores_version(engine: Engine) -> tuple[int, int]:
-    """A cheap fingerprint of the score table: (highest id, row count). Any insert or delete changes it."""
+#: Built once (see ``_GET_KEY``).
+_SCORES_VERSION = select(func.coalesce(func.max(ScoreRow.id), 0))
+
+
+def scores_version(engine: Engine) -> int:
+    """A fingerprint of the score table: its highest id, one primary-key index probe.
+
+    Scores are an append-only history: every scoring run inserts new rows, nothing updates
+    them, and no code path deletes a loan (the only cascade that would remove scores). So the
+    highest id changes exactly when the newest score of some loan may have changed. (A row
+    count would also catch hand-made deletes, but costs a scan of the whole history.)
+    """
     with engine.connect() as conn:
-        row = conn.execute(select(func.coalesce(func.max(ScoreRow.id), 0), func.count(ScoreRow.id))).one()
-        return int(row[0]), int(row[1])
+        return int(conn.execute(_SCORES_VERSION).scalar_one())
 
 
 def _latest_score_id() -> Any:

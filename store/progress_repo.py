@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from aoi.records import ProgressEvent, ProgressPoint, ProgressSummary, SceneProgress, SceneRecord
 from store.repo import put_scene_records
-from store.schema import ProgressObservationRow, ProgressSummaryRow, utcnow
+from store.schema import ProgressObservationRow, ProgressSummaryRow, SiteRow, utcnow
 
 
 def _plain(value: Any) -> Any:
@@ -128,18 +128,60 @@ def latest_progress(engine: Engine, site_id: str) -> tuple[ProgressSummary, list
         return summary_from_json(row.summary), points, inputs
 
 
+def _newest_summary_id() -> Any:
+    """Correlated subquery: the id of the newest summary of the outer query's site.
+
+    Newest by as-of day, then computation time, then id, the order :func:`latest_progress`
+    uses. The (site_id, as_of, method) unique index serves it on both backends.
+    """
+    newer = aliased(ProgressSummaryRow)
+    return (
+        select(newer.id)
+        .where(newer.site_id == SiteRow.id)
+        .order_by(newer.as_of.desc(), newer.computed_at.desc(), newer.id.desc())
+        .limit(1)
+        .correlate(SiteRow)
+        .scalar_subquery()
+    )
+
+
+def latest_summary_page(
+    engine: Engine,
+    *,
+    after_site_id: str | None = None,
+    limit: int | None = None,
+    site_ids: Collection[str] | None = None,
+) -> list[ProgressSummary]:
+    """The newest summary of each site that has one, in site id order, after a keyset cursor.
+
+    Only the newest row of each site is read and parsed: the choice is made in SQL (works on
+    SQLite and PostgreSQL), not by loading every stored summary.
+
+    Args:
+        engine: The database.
+        after_site_id: Only sites whose id sorts after this one (the previous page's last site).
+        limit: At most this many sites; None for all.
+        site_ids: Only these sites (an API key's scope); None for all.
+    """
+    stmt = (
+        select(ProgressSummaryRow.summary)
+        .select_from(SiteRow)
+        .join(ProgressSummaryRow, ProgressSummaryRow.id == _newest_summary_id())
+        .order_by(SiteRow.id)
+    )
+    if after_site_id is not None:
+        stmt = stmt.where(SiteRow.id > after_site_id)
+    if site_ids is not None:
+        stmt = stmt.where(SiteRow.id.in_(sorted(site_ids)))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        return [summary_from_json(raw) for raw in conn.scalars(stmt)]
+
+
 def latest_summaries(engine: Engine) -> dict[str, ProgressSummary]:
-    """The newest summary of every site that has one."""
-    out: dict[str, ProgressSummary] = {}
-    with Session(engine) as session:
-        rows = session.scalars(
-            select(ProgressSummaryRow).order_by(
-                ProgressSummaryRow.site_id, ProgressSummaryRow.as_of, ProgressSummaryRow.computed_at
-            )
-        )
-        for row in rows:
-            out[row.site_id] = summary_from_json(row.summary)
-    return out
+    """The newest summary of every site that has one (see :func:`latest_summary_page`)."""
+    return {s.site_id: s for s in latest_summary_page(engine)}
 
 
 def list_observations(engine: Engine, site_id: str, *, method: str | None = None) -> list[SceneProgress]:

@@ -8,12 +8,13 @@ this module's ``Stored*`` records; ``jobs`` converts between the two.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, and_, select, tuple_
+from sqlalchemy import Engine, and_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from store.audit import put_audit
@@ -655,27 +656,133 @@ def _task(t: CaseTaskRow) -> TaskRecord:
     )
 
 
-def _case(session: Session, row: CaseRow) -> CaseRecord:
-    tasks = session.scalars(select(CaseTaskRow).where(CaseTaskRow.case_id == row.id).order_by(CaseTaskRow.id))
-    alert_ids = session.scalars(select(AlertRow.id).where(AlertRow.case_id == row.id).order_by(AlertRow.id))
-    return CaseRecord(
-        row.id,
-        row.loan_id,
-        row.status,
-        row.severity,
-        row.reason,
-        row.opened_at,
-        row.opened_by,
-        row.response_plan,
-        row.response_note,
-        row.response_by,
-        row.response_at,
-        row.closed_at,
-        row.closed_by,
-        row.close_note,
-        tuple(_task(t) for t in tasks),
-        tuple(alert_ids),
-    )
+def _case_records(session: Session, rows: Sequence[CaseRow]) -> list[CaseRecord]:
+    """Cases with their tasks and linked alert ids, read in batches (not two queries per case)."""
+    ids = [r.id for r in rows]
+    tasks: dict[int, list[TaskRecord]] = defaultdict(list)
+    alerts: dict[int, list[int]] = defaultdict(list)
+    for batch in _chunks(ids):
+        for t in session.scalars(select(CaseTaskRow).where(CaseTaskRow.case_id.in_(batch)).order_by(CaseTaskRow.id)):
+            tasks[t.case_id].append(_task(t))
+        stmt = select(AlertRow.case_id, AlertRow.id).where(AlertRow.case_id.in_(batch)).order_by(AlertRow.id)
+        for case_id, alert_id in session.execute(stmt):
+            if case_id is not None:  # always, given the IN filter; narrows the type
+                alerts[case_id].append(alert_id)
+    return [
+        CaseRecord(
+            row.id,
+            row.loan_id,
+            row.status,
+            row.severity,
+            row.reason,
+            row.opened_at,
+            row.opened_by,
+            row.response_plan,
+            row.response_note,
+            row.response_by,
+            row.response_at,
+            row.closed_at,
+            row.closed_by,
+            row.close_note,
+            tuple(tasks[row.id]),
+            tuple(alerts[row.id]),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRequest:
+    """Put one loan on the watch list (see :func:`open_cases`).
+
+    Attributes:
+        loan_id: The loan.
+        severity: Severity of the triggering alert.
+        reason: Why (the triggering alerts' titles).
+        tasks: (department, title, owner, due date) for a new case.
+        alert_ids: Alerts to link to the case.
+    """
+
+    loan_id: str
+    severity: str
+    reason: str
+    tasks: Sequence[tuple[str, str, str, date]]
+    alert_ids: Sequence[int]
+
+
+def open_cases(
+    engine: Engine, requests: Sequence[CaseRequest], *, by: str = "system"
+) -> dict[str, tuple[CaseRecord, bool]]:
+    """Put loans on the watch list, or add alerts to their open cases, in one transaction.
+
+    A scoring run of a large book opens thousands of cases at once: this reads the open cases,
+    inserts the new ones with their tasks and links the alerts in a few statements per
+    ``_CHUNK`` loans, instead of a transaction and several round trips per loan.
+
+    Args:
+        engine: The database.
+        requests: At most one per loan.
+        by: Who opens them.
+
+    Returns:
+        Per loan id, its case and whether it was created (False: an open case already existed).
+
+    Raises:
+        ValueError: a loan appears twice in ``requests``.
+    """
+    loan_ids = [r.loan_id for r in requests]
+    if len(set(loan_ids)) != len(loan_ids):
+        twice = sorted({x for x in loan_ids if loan_ids.count(x) > 1})
+        raise ValueError(f"requests: loans {twice} appear more than once (one request per loan)")
+    with Session(engine) as session, session.begin():
+        rows: dict[str, CaseRow] = {}
+        for batch in _chunks(loan_ids):
+            stmt = select(CaseRow).where(CaseRow.loan_id.in_(batch), CaseRow.status == "open")
+            rows.update({row.loan_id: row for row in session.scalars(stmt)})
+        created = [r for r in requests if r.loan_id not in rows]
+        now = utcnow()
+        for r in created:
+            rows[r.loan_id] = CaseRow(
+                loan_id=r.loan_id,
+                status="open",
+                severity=r.severity,
+                reason=r.reason,
+                opened_at=now,
+                opened_by=by,
+                response_note="",
+                close_note="",
+            )
+        session.add_all(rows[r.loan_id] for r in created)
+        session.flush()  # case ids
+        session.add_all(
+            CaseTaskRow(
+                case_id=rows[r.loan_id].id,
+                department=department,
+                title=title,
+                owner=owner,
+                due_date=due,
+                status="open",
+                note="",
+            )
+            for r in created
+            for department, title, owner, due in r.tasks
+        )
+        for r in created:
+            put_audit(
+                session,
+                by,
+                "open",
+                "case",
+                str(rows[r.loan_id].id),
+                {"loan_id": r.loan_id, "alerts": list(r.alert_ids)},
+            )
+        links = [{"id": alert_id, "case_id": rows[r.loan_id].id} for r in requests for alert_id in r.alert_ids]
+        if links:
+            session.execute(update(AlertRow), links)  # ORM bulk UPDATE by primary key: one executemany
+        session.flush()
+        ordered = [rows[r.loan_id] for r in requests]
+        new = {r.loan_id for r in created}
+        return {rec.loan_id: (rec, rec.loan_id in new) for rec in _case_records(session, ordered)}
 
 
 def open_case(
@@ -688,7 +795,7 @@ def open_case(
     alert_ids: Sequence[int],
     by: str = "system",
 ) -> tuple[CaseRecord, bool]:
-    """Put a loan on the watch list, or add alerts to its open case.
+    """Put a loan on the watch list, or add alerts to its open case (one loan of :func:`open_cases`).
 
     Args:
         engine: The database.
@@ -702,39 +809,8 @@ def open_case(
     Returns:
         The case and whether it was created (False: an open case already existed).
     """
-    with Session(engine) as session, session.begin():
-        row = session.scalars(select(CaseRow).where(CaseRow.loan_id == loan_id, CaseRow.status == "open")).first()
-        created = row is None
-        if row is None:
-            row = CaseRow(
-                loan_id=loan_id,
-                status="open",
-                severity=severity,
-                reason=reason,
-                opened_at=utcnow(),
-                opened_by=by,
-                response_note="",
-                close_note="",
-            )
-            session.add(row)
-            session.flush()
-            for department, title, owner, due in tasks:
-                session.add(
-                    CaseTaskRow(
-                        case_id=row.id,
-                        department=department,
-                        title=title,
-                        owner=owner,
-                        due_date=due,
-                        status="open",
-                        note="",
-                    )
-                )
-            put_audit(session, by, "open", "case", str(row.id), {"loan_id": loan_id, "alerts": list(alert_ids)})
-        for alert in session.scalars(select(AlertRow).where(AlertRow.id.in_(list(alert_ids)))):
-            alert.case_id = row.id
-        session.flush()
-        return _case(session, row), created
+    request = CaseRequest(loan_id, severity, reason, tasks, alert_ids)
+    return open_cases(engine, [request], by=by)[loan_id]
 
 
 def list_cases(engine: Engine, *, status: str | None = "open") -> list[CaseRecord]:
@@ -743,7 +819,7 @@ def list_cases(engine: Engine, *, status: str | None = "open") -> list[CaseRecor
     if status is not None:
         stmt = stmt.where(CaseRow.status == status)
     with Session(engine) as session:
-        return [_case(session, r) for r in session.scalars(stmt).all()]
+        return _case_records(session, session.scalars(stmt).all())
 
 
 def _open_case_row(session: Session, case_id: int) -> CaseRow:
@@ -767,7 +843,7 @@ def record_response(engine: Engine, case_id: int, *, plan: str, note: str, by: s
         row.response_plan, row.response_note, row.response_by, row.response_at = plan, note, by, utcnow()
         put_audit(session, by, "respond", "case", str(case_id), {"plan": plan, "note": note})
         session.flush()
-        return _case(session, row)
+        return _case_records(session, [row])[0]
 
 
 def complete_task(engine: Engine, task_id: int, *, by: str, note: str) -> TaskRecord:
@@ -801,7 +877,7 @@ def close_case(engine: Engine, case_id: int, *, by: str, note: str) -> CaseRecor
         row.status, row.closed_at, row.closed_by, row.close_note = "closed", utcnow(), by, note
         put_audit(session, by, "close", "case", str(case_id), {"note": note})
         session.flush()
-        return _case(session, row)
+        return _case_records(session, [row])[0]
 
 
 # ---------------------------------------------------------------- deliveries

@@ -270,6 +270,7 @@ def serve(
         port=port or settings.api_port,
         workers=workers or settings.api_workers,
         log_level=settings.log_level.lower(),
+        access_log=False,  # api.metrics.EdgeMiddleware already writes one line per request
     )
 
 

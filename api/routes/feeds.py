@@ -11,6 +11,8 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -58,11 +60,22 @@ async def _csv_text(request: Request) -> str:
     for row in doc:
         columns += [str(k) for k in row if str(k) not in columns]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    # RFC 4180 line ends: the writer then quotes any value holding a CR or LF (with "\n" alone a
+    # bare CR went out unquoted and the reader failed on it: a 500 schemathesis found)
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in doc:
         writer.writerow({str(k): "" if v is None else v for k, v in row.items()})
     return buf.getvalue()
+
+
+@contextmanager
+def _readable_csv() -> Iterator[None]:
+    """Turn the csv module's error on text that is not CSV (a bare CR in a field) into a 422."""
+    try:
+        yield
+    except csv.Error as exc:
+        raise HTTPException(422, f"body: not readable as CSV ({exc})") from exc
 
 
 def _answer(summary: FeedImportSummary, request: Request, principal: Principal, engine: Any) -> dict[str, Any]:
@@ -110,7 +123,8 @@ async def post_payments(request: Request, engine: EngineDep, principal: IngestDe
             text_in = _only_loans(text, allowed)
         else:
             text_in = text
-        summary = import_payments(engine, text_in, source=f"api {principal.actor}")
+        with _readable_csv():
+            summary = import_payments(engine, text_in, source=f"api {principal.actor}")
         return _answer(summary, request, principal, engine)
 
     return await run_in_threadpool(run)
@@ -142,7 +156,8 @@ async def post_market(request: Request, engine: EngineDep, principal: AdminDep) 
     text = await _csv_text(request)
 
     def run() -> dict[str, Any]:
-        summary = import_market(engine, text, source=f"api {principal.actor}")
+        with _readable_csv():
+            summary = import_market(engine, text, source=f"api {principal.actor}")
         return _answer(summary, request, principal, engine)
 
     return await run_in_threadpool(run)

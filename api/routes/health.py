@@ -15,8 +15,8 @@ router = APIRouter()
 
 
 @router.get("/healthz", summary="The process is alive")
-def healthz() -> dict[str, str]:
-    """Always 200 while the process serves requests."""
+async def healthz() -> dict[str, str]:
+    """Always 200 while the process serves requests (async: no worker thread needed to answer)."""
     return {"status": "ok"}
 
 

@@ -17,6 +17,7 @@ from api.auth import IngestDep, OfficerDep
 from api.deps import EngineDep
 from api.metrics import Metrics
 from iot.errors import BatchTooLargeError
+from iot.readings import Rejection, raw_text
 from jobs.iot import MAX_BATCH, ingest_body
 from store import api_repo
 from store import readings as readings_store
@@ -66,26 +67,38 @@ class DeadLettersPublic(BaseModel):
     next_before_id: int | None
 
 
+_READING_DOC: dict[str, Any] = {
+    "description": (
+        "A reading, an object with site_id, sensor_id, kind (a registered kind such as "
+        "equipment_runtime_h), observed_at (ISO 8601 with offset), value (number) and unit "
+        "(convertible to the kind's canonical unit). Anything else is answered rejected."
+    )
+}
+_NOT_A_BATCH = 'body: expected a JSON array of readings, one reading object or {"readings": [...]}'
+
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {
+                # Items are not constrained here on purpose: each one is checked on its own, and a
+                # malformed one is answered "rejected" and kept as a dead letter, never refused
+                # with the batch. The expected shape is in the description and the example.
                 "schema": {
-                    "type": "array",
-                    "maxItems": MAX_BATCH,
-                    "items": {
-                        "type": "object",
-                        "required": ["site_id", "sensor_id", "kind", "observed_at", "value", "unit"],
-                        "properties": {
-                            "site_id": {"type": "string"},
-                            "sensor_id": {"type": "string"},
-                            "kind": {"type": "string", "example": "equipment_runtime_h"},
-                            "observed_at": {"type": "string", "format": "date-time"},
-                            "value": {"type": "number"},
-                            "unit": {"type": "string", "example": "h"},
-                        },
-                    },
+                    "anyOf": [
+                        {"type": "array", "maxItems": MAX_BATCH, "items": _READING_DOC},
+                        {"type": "object", "description": 'One reading, or {"readings": [...]}'},
+                    ],
+                    "example": [
+                        {
+                            "site_id": "de-rgb-hall",
+                            "sensor_id": "excavator-1",
+                            "kind": "equipment_runtime_h",
+                            "observed_at": "2026-10-01T17:00:00Z",
+                            "value": 7.5,
+                            "unit": "h",
+                        }
+                    ],
                 }
             }
         },
@@ -98,7 +111,10 @@ _BODY_DOC: dict[str, Any] = {
     summary="Ingest a batch of sensor readings",
     response_model=IngestPublic,
     openapi_extra=_BODY_DOC,
-    responses={413: {"description": "Too many readings or too large a body"}, 422: {"description": "Not JSON"}},
+    responses={
+        413: {"description": "Too many readings or too large a body"},
+        422: {"description": "Not JSON, or not an array or object (kept as a dead letter)"},
+    },
 )
 async def post_readings(request: Request, engine: EngineDep, principal: IngestDep) -> IngestPublic:
     """Store a JSON array of readings (at most 5000); each item is accepted, a duplicate or rejected.
@@ -114,6 +130,11 @@ async def post_readings(request: Request, engine: EngineDep, principal: IngestDe
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+    if body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] not in (b"[", b"{"):
+        # a JSON scalar (or nothing) is no batch: kept as a dead letter like malformed JSON, and refused
+        rejection = Rejection(raw_text(body), _NOT_A_BATCH, "http body")
+        await run_in_threadpool(readings_store.save_rejections, engine, [rejection], source="http")
+        raise HTTPException(422, _NOT_A_BATCH)
     sites = None
     if principal.sites is not None:
         known = await run_in_threadpool(readings_store.known_site_ids, engine)
@@ -143,7 +164,9 @@ def get_rejected(
     engine: EngineDep,
     principal: OfficerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(description="Continue after this id (from next_before_id)")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Continue after this id (from next_before_id)")
+    ] = None,
     source: Annotated[Literal["mqtt", "http", "csv", "sim"] | None, Query()] = None,
     site_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DeadLettersPublic:

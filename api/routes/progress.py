@@ -1,21 +1,29 @@
-"""A site's progress against plan (JSON or CSV) and its scenes, used or skipped with the reason."""
+"""Progress against plan: one site's (JSON or CSV) and its scenes, and the whole portfolio's in pages."""
 
 from __future__ import annotations
 
 import csv
 import io
 from dataclasses import asdict
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
+from aoi.records import ProgressSummary
 from api.auth import ScoreReaderDep
+from api.cache import etag_matches, strong_etag
 from api.deps import EngineDep
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, next_link
 from api.routes.sites import visible_site
 from store import progress_repo, repo
 
+#: Routes under /v1/sites/{site_id}.
 router = APIRouter()
+#: Portfolio-wide routes under /v1.
+portfolio_router = APIRouter()
 
 CSV_COLUMNS = ("on", "planned_pct", "observed_pct", "lower_pct", "upper_pct")
 
@@ -98,3 +106,84 @@ def get_scenes(site_id: str, engine: EngineDep, principal: ScoreReaderDep) -> di
             }
         )
     return {"site_id": site_id, "count": len(items), "items": items}
+
+
+class ProgressSummaryPublic(BaseModel):
+    """One site's newest progress figures, as the portfolio table shows them."""
+
+    site_id: str
+    as_of: date = Field(description="The day the figures are for")
+    planned_pct: float = Field(description="Percent complete the plan expects by as_of")
+    observed_pct: float | None = Field(description="Fitted percent complete at as_of (null before any observation)")
+    lower_pct: float | None = Field(description="Lower edge of the confidence band at as_of")
+    upper_pct: float | None = Field(description="Upper edge of the confidence band at as_of")
+    deviation_pp: float | None = Field(description="observed_pct - planned_pct, percentage points")
+    slip_days: int | None = Field(description="Days behind plan (earned schedule); negative when ahead")
+    stalled: bool = Field(description="The plan expects progress and none was seen for the stall window")
+    last_observation: date | None = Field(description="Sensing day of the newest usable scene")
+    method: str = Field(description='"baseline:<name>" or "model:<checkpoint>@<sha12>"')
+
+    @classmethod
+    def of(cls, s: ProgressSummary) -> ProgressSummaryPublic:
+        """The public fields of a stored summary."""
+        return cls(
+            site_id=s.site_id,
+            as_of=s.as_of,
+            planned_pct=s.planned_pct,
+            observed_pct=s.observed_pct,
+            lower_pct=s.lower_pct,
+            upper_pct=s.upper_pct,
+            deviation_pp=s.deviation_pp,
+            slip_days=s.slip_days,
+            stalled=s.stalled,
+            last_observation=s.last_observation,
+            method=s.method,
+        )
+
+
+class ProgressPage(BaseModel):
+    """A page of the portfolio's progress, one item per site in site id order."""
+
+    count: int
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+    items: list[ProgressSummaryPublic]
+
+
+@portfolio_router.get(
+    "/progress",
+    summary="Every site's newest progress against plan, paginated (one request for a portfolio table)",
+    response_model=ProgressPage,
+    responses={
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        400: {"description": "Bad cursor"},
+    },
+)
+def list_progress(
+    request: Request,
+    engine: EngineDep,
+    principal: ScoreReaderDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Sites per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The newest summary of each site the key may see, in site id order.
+
+    Each item has planned vs observed percent, deviation, slip days, the stall flag and the
+    as-of day: what a portfolio table needs without one request per site. Sites with no
+    progress computed yet are absent. Follow ``next_cursor`` (also in the ``Link`` header)
+    until it is null; every site appears exactly once. Strong ETag and ``If-None-Match``.
+    """
+    after = decode_cursor(cursor) if cursor else None
+    rows = progress_repo.latest_summary_page(engine, after_site_id=after, limit=limit + 1, site_ids=principal.sites)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].site_id) if more and rows else None
+    page = ProgressPage(count=len(rows), next_cursor=next_cursor, items=[ProgressSummaryPublic.of(s) for s in rows])
+    body = page.model_dump_json().encode()
+    etag = strong_etag(body)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    if next_cursor:
+        headers["Link"] = next_link(request.url.path, request.query_params, next_cursor)
+    return Response(body, media_type="application/json", headers=headers)

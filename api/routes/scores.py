@@ -2,54 +2,61 @@
 
 Pages are keyset-paginated by loan id behind an opaque cursor, carry strong ETags and answer
 ``If-None-Match`` with 304. A rendered page is kept in memory keyed by the score table's
-fingerprint (highest id, row count), so a repeated page costs one tiny query.
+fingerprint (its highest id, see ``api_repo.scores_version``). The fingerprint itself is read at
+most once per ``SCORES_VERSION_TTL_S`` per process, so a repeated page is answered on the event
+loop without a database read or a thread hop; a new scoring run shows within that time.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+import threading
+import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from anyio import to_thread
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from aoi.errors import LoanNotFoundError
 from api.auth import Principal, ScoreReaderDep
 from api.cache import LRU, etag_matches, strong_etag
 from api.deps import EngineDep
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, next_link
 from jobs.risk import assessment_from_stored
 from store import api_repo, risk_repo
 
 router = APIRouter()
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-_CURSOR_VERSION = "1"
+#: Seconds a process trusts the score table's fingerprint: the bound on how late a new scoring
+#: run appears in ``GET /v1/scores`` (README: API).
+SCORES_VERSION_TTL_S: Final = 1.0
 
 
-def encode_cursor(after_loan_id: str) -> str:
-    """An opaque cursor pointing after a loan id."""
-    raw = json.dumps({"v": _CURSOR_VERSION, "after": after_loan_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+class ScoresVersion:
+    """The score table's fingerprint, read from the database at most once per ``ttl_s``.
 
-
-def decode_cursor(cursor: str) -> str:
-    """The loan id a cursor points after.
-
-    Raises:
-        HTTPException: 400 when the cursor was not made by this API.
+    Args:
+        ttl_s: Seconds a read value is trusted; 0 reads on every call.
     """
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(doc, dict) or doc.get("v") != _CURSOR_VERSION or not isinstance(doc.get("after"), str):
-            raise ValueError(cursor)
-        return str(doc["after"])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise HTTPException(400, "cursor: not a cursor returned by this API (use next_cursor as given)") from exc
+
+    def __init__(self, ttl_s: float = SCORES_VERSION_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._value: int | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    async def get(self, engine: Any) -> int:
+        """The fingerprint; a stale one is read again in a worker thread (the read blocks)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._value is not None and now - self._read_at < self.ttl_s:
+                return self._value
+        value = await to_thread.run_sync(api_repo.scores_version, engine)
+        with self._lock:
+            self._value, self._read_at = value, now
+        return value
 
 
 def _utc(value: datetime) -> datetime:
@@ -100,7 +107,7 @@ def _render_page(
         400: {"description": "Bad cursor"},
     },
 )
-def list_scores(
+async def list_scores(
     request: Request,
     engine: EngineDep,
     principal: ScoreReaderDep,
@@ -117,14 +124,17 @@ def list_scores(
     Follow ``next_cursor`` (also in the ``Link`` header) until it is null; every loan appears
     exactly once. The ETag changes whenever the page's content changes.
     """
+    # async: a cached page (the common case for a polling risk engine) is answered on the event
+    # loop; only database work goes to a worker thread
     after = decode_cursor(cursor) if cursor else None
     since_utc = _utc(since) if since is not None else None
-    loans = scoped_loans(engine, principal)
+    loans = None if principal.sites is None else await to_thread.run_sync(scoped_loans, engine, principal)
     cache: LRU[tuple[bytes, str, str | None]] = request.app.state.score_pages
-    key = (api_repo.scores_version(engine), loans, after, limit, since_utc)
+    version: ScoresVersion = request.app.state.scores_version
+    key = (await version.get(engine), loans, after, limit, since_utc)
     hit = cache.get(key)
     if hit is None:
-        body, next_cursor = _render_page(engine, after, limit, since_utc, loans)
+        body, next_cursor = await to_thread.run_sync(_render_page, engine, after, limit, since_utc, loans)
         hit = (body, strong_etag(body), next_cursor)
         cache.put(key, hit)
     body, etag, next_cursor = hit
@@ -132,8 +142,7 @@ def list_scores(
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     if next_cursor:
-        params = {**request.query_params, "cursor": next_cursor}
-        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+        headers["Link"] = next_link(request.url.path, request.query_params, next_cursor)
     return Response(body, media_type="application/json", headers=headers)
 
 

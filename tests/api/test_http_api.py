@@ -61,6 +61,7 @@ ALLOWED = {
     ("GET", "/v1/scores"): {"officer", "risk_engine"},
     ("GET", "/v1/loans/L-de-rgb-hall/score"): {"officer", "risk_engine"},
     ("GET", "/v1/sites/de-rgb-hall/progress"): {"officer", "risk_engine"},
+    ("GET", "/v1/progress"): {"officer", "risk_engine"},
     ("GET", "/v1/sites/de-rgb-hall/scenes"): {"officer", "risk_engine"},
     ("GET", "/v1/alerts"): {"officer"},
     ("GET", "/v1/cases"): {"officer"},
@@ -110,9 +111,35 @@ def test_scoped_key_sees_other_sites_exactly_like_missing_ones(api: ApiState):
             assert set(hidden.headers) == set(missing.headers)
         assert c.get("/v1/loans/L-in-pnq-factory/score").json()["detail"] == "loan 'L-in-pnq-factory' not found"
         assert {s["loan_id"] for s in c.get("/v1/scores").json()["items"]} == {f"L-{s}" for s in SCOPED_SITES}
+        assert [p["site_id"] for p in c.get("/v1/progress").json()["items"]] == sorted(SCOPED_SITES)
         assert all(a["loan_id"] in {f"L-{s}" for s in SCOPED_SITES} for a in c.get("/v1/alerts").json()["items"])
         z, x, y = api.tile_inside
         assert c.get(f"/v1/sites/in-pnq-factory/scenes/{api.scene_id}/tiles/{z}/{x}/{y}.png").status_code == 404
+
+
+def test_portfolio_progress_pages_match_each_sites_own_progress(api: ApiState):
+    with api.client("officer") as c:
+        items, cursor = [], None
+        for _ in range(10):
+            page = c.get("/v1/progress", params={"limit": 4} | ({"cursor": cursor} if cursor else {}))
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert body["count"] == len(body["items"]) <= 4
+            items += body["items"]
+            cursor = body["next_cursor"]
+            assert ("link" in page.headers) == (cursor is not None)
+            if cursor is None:
+                break
+        site_ids = sorted(f["id"] for f in c.get("/v1/sites").json()["features"])
+        assert [i["site_id"] for i in items] == site_ids  # every site once, in id order
+        fields = ("as_of", "planned_pct", "observed_pct", "deviation_pp", "slip_days", "stalled")
+        for item in items:
+            own = c.get(f"/v1/sites/{item['site_id']}/progress").json()["summary"]
+            assert {k: item[k] for k in fields} == {k: own[k] for k in fields}
+        assert any(i["stalled"] for i in items) and not all(i["stalled"] for i in items)  # noqa: PT018
+        first = c.get("/v1/progress")
+        assert c.get("/v1/progress", headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+        assert _is_problem(c.get("/v1/progress", params={"cursor": "garbage!"}), 400)["detail"].startswith("cursor")
 
 
 def test_score_pages_cover_every_loan_exactly_once(api: ApiState):
@@ -321,3 +348,27 @@ def test_ingest_readings_needs_the_ingest_role(api: ApiState):
     with api.client() as c:
         metrics = c.get("/metrics").text
     assert 'sitewatch_ingest_items_total{feed="readings",status="rejected"}' in metrics
+
+
+def test_inputs_that_schemathesis_turned_into_server_errors_are_client_errors(api: ApiState):
+    """Each of these answered 500 before (see tests/api/test_schemathesis.py)."""
+    with api.client("admin") as c:
+        # ids beyond the 32-bit keys: the driver overflowed (SQLite) or the cast failed (PostgreSQL)
+        too_big = c.post("/v1/alerts/2147483648/acknowledge", json={"note": "x"})
+        assert _is_problem(too_big, 422)["errors"][0]["field"] == "path.alert_id"
+        assert _is_problem(c.get("/v1/iot/rejected", params={"before_id": 2**63}), 422)
+        # a carriage return inside a JSON key or value went out as unquoted CSV
+        rows = [{"loan_id": "L-de-rgb-hall\r", "due_date": "2026-01-31", "amount_due": "1\r0", "x\ry": 1}]
+        r = c.post("/v1/feeds/payments", json=rows)
+        assert r.status_code == 200, r.text
+        assert r.json()["rejected"]  # the row is refused with its reason, and kept
+        bare_cr = "loan_id,due_date,amount_due\nL-de-rgb-hall,2026-01-31,1\r0\n"
+        r = c.post("/v1/feeds/payments", content=bare_cr, headers={"Content-Type": "text/csv"})
+        assert "not readable as CSV" in _is_problem(r, 422)["detail"]
+        # a JSON scalar is no batch of readings: refused, and kept as a dead letter
+        before = c.get("/v1/iot/rejected").json()["items"]
+        r = c.post("/v1/iot/readings", content=b"12345", headers={"Content-Type": "application/json"})
+        assert "expected a JSON array" in _is_problem(r, 422)["detail"]
+        after = c.get("/v1/iot/rejected").json()["items"]
+        assert len(after) == len(before) + 1
+        assert (after[0]["raw"], after[0]["origin"]) == ("12345", "http body")

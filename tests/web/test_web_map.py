@@ -31,6 +31,8 @@ def _open_site(page: Any, site_id: str) -> None:
 
 
 def test_sign_in_draws_every_demo_site_on_the_map_and_in_the_table(page: Any, web: WebState) -> None:
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url.removeprefix(web.url)))
     sign_in(page, web)
     _ready(page)
     site_ids = {s.id for s in demo_portfolio().sites}
@@ -44,8 +46,18 @@ def test_sign_in_draws_every_demo_site_on_the_map_and_in_the_table(page: Any, we
     for site_id, band in bands.items():
         assert page.locator(f"#sites-table tr[data-site-id='{site_id}']").get_attribute("data-band") == band
     assert sorted(page.locator(".site-marker .badge").all_inner_texts()) == sorted(bands.values())
-    # progress cells filled in from /v1/sites/{id}/progress
+    # progress cells filled in from the portfolio summary: one request, none per site
     page.wait_for_function("() => !document.querySelector('#sites-table tbody').textContent.includes('– / –')")
+    assert [u for u in asked if u.startswith("/v1/progress")] == ["/v1/progress?limit=1000"]
+    assert not [u for u in asked if u.endswith("/progress") and u.startswith("/v1/sites/")]
+    with web.client() as http:
+        progress = {p["site_id"]: p for p in http.get("/v1/progress").json()["items"]}
+    assert set(progress) == site_ids
+    for site_id, p in progress.items():
+        cells = page.locator(f"#sites-table tr[data-site-id='{site_id}'] td")
+        assert cells.nth(2).inner_text().startswith(f"{p['observed_pct']:.1f} / {p['planned_pct']:.1f}")
+        assert ("stalled" in cells.nth(2).inner_text()) == p["stalled"]
+        assert cells.nth(3).inner_text() == str(p["slip_days"])
     screenshot(page, "portfolio.png")
 
 

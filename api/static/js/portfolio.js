@@ -1,13 +1,13 @@
 // Portfolio view: the sites on the map and in a sortable, filterable table.
 
-import { eachLimited, esc, getJSON, getJSONOrNull } from "./api.js";
+import { esc, getJSON } from "./api.js";
 import { bandBadge, sitesLayer } from "./map.js";
 import { PAGE_ROWS, renderPager } from "./pager.js";
 
 const state = {
   features: [],
   scores: new Map(), // loan_id -> newest score item
-  progress: new Map(), // site_id -> progress summary, or null when none
+  progress: new Map(), // site_id -> newest progress summary (absent: none computed yet)
   openAlerts: new Map(), // site_id -> count
   sort: { key: "score", dir: 1 },
   page: 0, // of the sorted table, PAGE_ROWS rows each
@@ -34,16 +34,16 @@ async function fetchOpenAlerts() {
   for (const a of alerts.items) state.openAlerts.set(a.site_id, (state.openAlerts.get(a.site_id) || 0) + 1);
 }
 
-/** Progress summaries, a few at a time, filling the table as they arrive. */
-async function fetchProgress(features) {
-  const todo = features.map((f) => f.properties.id).filter((id) => !state.progress.has(id));
-  let done = 0;
-  await eachLimited(todo, 4, async (id) => {
-    const body = await getJSONOrNull(`/v1/sites/${encodeURIComponent(id)}/progress`);
-    state.progress.set(id, body ? body.summary : null);
-    done += 1;
-    if (done % 20 === 0 || done === todo.length) renderTable();
-  });
+/** Every site's newest progress from the paginated portfolio summary: one request per 1000 sites, not one per site. */
+async function fetchAllProgress() {
+  const progress = new Map();
+  let cursor = null;
+  do {
+    const page = await getJSON(`/v1/progress?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    for (const item of page.items) progress.set(item.site_id, item);
+    cursor = page.next_cursor;
+  } while (cursor);
+  state.progress = progress;
 }
 
 function row(f) {
@@ -152,12 +152,11 @@ async function applyFilters(map, onOpen) {
   renderTable();
   status(`${state.features.length} site${state.features.length === 1 ? "" : "s"}`);
   if (state.features.length) fitAll(map);
-  await fetchProgress(state.features);
 }
 
 export async function loadPortfolio(map, onOpen) {
   status("Loading sites…");
-  const [collection] = await Promise.all([getJSON("/v1/sites"), fetchAllScores(), fetchOpenAlerts()]);
+  const [collection] = await Promise.all([getJSON("/v1/sites"), fetchAllScores(), fetchOpenAlerts(), fetchAllProgress()]);
   state.features = collection.features;
   const regions = [...new Set(state.features.map((f) => f.properties.region))].sort();
   const select = document.querySelector("#filter-region");
@@ -206,5 +205,4 @@ export async function loadPortfolio(map, onOpen) {
     e.preventDefault();
     run();
   });
-  await fetchProgress(state.features);
 }
