@@ -67,7 +67,7 @@ def list_sites(
     region: Annotated[str | None, Query(max_length=32)] = None,
     band: Annotated[Band | None, Query(description="Risk band of the site's loan (newest score)")] = None,
     q: Annotated[str | None, Query(max_length=100, description="Text in id, name or loan id")] = None,
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     """Every site the key may see matching the filters, with its plan and risk band, as RFC 7946 GeoJSON."""
     sites = repo.list_sites(engine, bbox_wgs84=_bbox(bbox), region=region, text=q, site_ids=principal.sites)
     bands = api_repo.latest_band_by_loan(engine)
@@ -76,7 +76,9 @@ def list_sites(
     collection = portfolio_to_feature_collection(sites)
     for f, s in zip(collection["features"], sites, strict=True):
         f["properties"]["band"] = bands.get(s.loan_id)
-    return collection
+    # Already plain JSON types: returning the response skips FastAPI's jsonable_encoder walk, which
+    # cost 0.3-0.6 s of the 2 000-site page.
+    return GeoJSONResponse(collection)
 
 
 @router.get("/{site_id}", summary="One site with its plan", response_class=GeoJSONResponse)
