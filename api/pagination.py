@@ -8,7 +8,9 @@ import json
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request, Response
+
+from api.cache import etag_matches
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -39,3 +41,15 @@ def decode_cursor(cursor: str) -> str:
 def next_link(path: str, query: Mapping[str, str], next_cursor: str) -> str:
     """An RFC 8288 ``Link`` header value pointing at the next page."""
     return f'<{path}?{urlencode({**query, "cursor": next_cursor})}>; rel="next"'
+
+
+def page_response(
+    request: Request, body: bytes, etag: str, next_cursor: str | None, if_none_match: str | None
+) -> Response:
+    """A JSON page with its strong ETag (304 when the client has it) and a ``Link`` to the next page."""
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    if next_cursor:
+        headers["Link"] = next_link(request.url.path, request.query_params, next_cursor)
+    return Response(body, media_type="application/json", headers=headers)

@@ -15,13 +15,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from aoi.model import Site
+from aoi.records import SceneRecord
 from geo import Grid
 from imagery.cache import SceneCache
 from imagery.cog import write_cog
 from imagery.cube import load_datacube
 from imagery.errors import SceneUnavailableError
 from imagery.providers.base import SceneProvider
+from jobs.context import open_provider
 from jobs.progress import BASELINE_DAYS, site_grid, site_layers
+from jobs.settings import Settings
 from models.estimate import S2_STAGE_BANDS, SceneEstimator, baseline_composite
 
 logger = logging.getLogger(__name__)
@@ -85,6 +88,21 @@ def change_probability(
     k = scene_ids.index(scene_id)
     _, prob = estimator.observe(site.id, scene_id, times[k], baseline, images[k], valid[k], layers)
     return prob.astype(np.float32), grid
+
+
+def scene_change_probability(
+    settings: Settings, site: Site, scene: SceneRecord, estimator: SceneEstimator
+) -> tuple[npt.NDArray[np.float32], Grid]:
+    """``change_probability`` of a stored scene with the configured provider, scene cache and cloud screen."""
+    return change_probability(
+        site,
+        scene.scene_id,
+        scene.acquired_at_utc,
+        provider=open_provider(settings),
+        estimator=estimator,
+        cache=SceneCache(settings.cache_dir),
+        max_cloud_pct=settings.max_cloud_pct,
+    )
 
 
 def write_change_cog(path: Path, probability: npt.NDArray[np.float32], grid: Grid, *, method: str) -> Path:

@@ -5,7 +5,7 @@ Two halves, as in :mod:`jobs.evidence`:
 - :func:`gather_site_report` reads what the officer's site view shows (progress, scenes,
   daily sensor activity, score history, alerts, the watch-list case and its notes) from the
   store, and draws the map snapshot from the newest clear scene with
-  :func:`imagery.render.truecolor` and the change overlay of :func:`jobs.overlay.change_probability`
+  :func:`imagery.render.truecolor` and the change overlay of :func:`jobs.overlay.scene_change_probability`
   rendered by :func:`imagery.render.change_overlay`.
 - :func:`report_pdf` turns that :class:`SiteReport` into PDF bytes with matplotlib's PDF
   backend. It touches nothing outside its argument, and the PDF carries no creation date, so the
@@ -46,7 +46,7 @@ from imagery.render import change_overlay, truecolor
 from iot.features import SiteDayFeatures
 from jobs.context import open_provider
 from jobs.iot import site_daily_features
-from jobs.overlay import change_probability
+from jobs.overlay import scene_change_probability
 from jobs.pipeline import estimator_for
 from jobs.progress import CLEAR_FOR_EVIDENCE, site_grid
 from jobs.settings import Settings
@@ -227,15 +227,7 @@ def map_snapshot(settings: Settings, site: Site, records: Sequence[SceneRecord])
     overlay: npt.NDArray[np.uint8] | None = None
     estimator = estimator_for(settings.checkpoint, settings.torch_threads)
     try:
-        probability, _ = change_probability(
-            site,
-            rec.scene_id,
-            rec.acquired_at_utc,
-            provider=open_provider(settings),
-            estimator=estimator,
-            cache=SceneCache(settings.cache_dir),
-            max_cloud_pct=settings.max_cloud_pct,
-        )
+        probability, _ = scene_change_probability(settings, site, rec, estimator)
         overlay = change_overlay(probability, estimator.threshold)
     except _IMAGERY_PROBLEMS as exc:
         notes.append(f"no change overlay: {exc}")

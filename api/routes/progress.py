@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from aoi.records import ProgressSummary
 from api.auth import ScoreReaderDep
-from api.cache import etag_matches, strong_etag
+from api.cache import strong_etag
 from api.deps import EngineDep
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, next_link
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, page_response
 from api.routes.sites import visible_site
 from store import progress_repo, repo
 
@@ -180,10 +180,4 @@ def list_progress(
     next_cursor = encode_cursor(rows[-1].site_id) if more and rows else None
     page = ProgressPage(count=len(rows), next_cursor=next_cursor, items=[ProgressSummaryPublic.of(s) for s in rows])
     body = page.model_dump_json().encode()
-    etag = strong_etag(body)
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key"}
-    if etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    if next_cursor:
-        headers["Link"] = next_link(request.url.path, request.query_params, next_cursor)
-    return Response(body, media_type="application/json", headers=headers)
+    return page_response(request, body, strong_etag(body), next_cursor, if_none_match)

@@ -21,9 +21,9 @@ from fastapi.responses import Response
 
 from aoi.errors import LoanNotFoundError
 from api.auth import Principal, ScoreReaderDep
-from api.cache import LRU, etag_matches, strong_etag
+from api.cache import LRU, strong_etag
 from api.deps import EngineDep
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, next_link
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, page_response
 from jobs.risk import assessment_from_stored
 from store import api_repo, risk_repo
 
@@ -138,12 +138,7 @@ async def list_scores(
         hit = (body, strong_etag(body), next_cursor)
         cache.put(key, hit)
     body, etag, next_cursor = hit
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key"}
-    if etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    if next_cursor:
-        headers["Link"] = next_link(request.url.path, request.query_params, next_cursor)
-    return Response(body, media_type="application/json", headers=headers)
+    return page_response(request, body, etag, next_cursor, if_none_match)
 
 
 @router.get("/loans/{loan_id}/score", summary="One loan's newest score with its drivers and history")

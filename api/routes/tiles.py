@@ -25,8 +25,7 @@ from api.deps import EngineDep, SettingsDep
 from api.routes.sites import visible_site
 from imagery.cache import SceneCache
 from imagery.errors import ImageryError
-from jobs.context import open_provider
-from jobs.overlay import change_probability, write_change_cog
+from jobs.overlay import scene_change_probability, write_change_cog
 from jobs.pipeline import estimator_for
 from jobs.progress import site_grid
 from jobs.settings import Settings
@@ -69,15 +68,7 @@ def _change_cog(settings: Settings, site: Site, rec: SceneRecord) -> Path:
         if not path.exists():
             estimator = estimator_for(settings.checkpoint, settings.torch_threads)  # loaded once per process
             try:
-                prob, grid = change_probability(
-                    site,
-                    rec.scene_id,
-                    rec.acquired_at_utc,
-                    provider=open_provider(settings),
-                    estimator=estimator,
-                    cache=SceneCache(settings.cache_dir),
-                    max_cloud_pct=settings.max_cloud_pct,
-                )
+                prob, grid = scene_change_probability(settings, site, rec, estimator)
             except ImageryError as exc:
                 raise HTTPException(404, f"no change overlay for scene {rec.scene_id!r}: {exc}") from exc
             write_change_cog(path, prob, grid, method=estimator.method)
