@@ -2,20 +2,11 @@
 // and the forecast. Values are also on data-* attributes so tests and scripts can read them.
 
 import { fromDay, plannedCurve, toDay } from "./plan.js";
+import { el, fmt } from "./svg.js";
 
-const NS = "http://www.w3.org/2000/svg";
 const W = 560;
 const H = 270;
 const M = { left: 40, right: 14, top: 14, bottom: 44 };
-
-function el(name, attrs = {}, text) {
-  const node = document.createElementNS(NS, name);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-const fmt = (v) => (v === null || v === undefined ? "" : String(v));
 
 /**
  * Draw the chart into ``container``.

@@ -2,19 +2,10 @@
 // Values are on data-* attributes too, so tests and scripts can read them.
 
 import { fromDay, toDay } from "./plan.js";
+import { el, fmt } from "./svg.js";
 
-const NS = "http://www.w3.org/2000/svg";
 const W = 560;
 const M = { left: 40, right: 14, top: 12, bottom: 26 };
-
-function el(name, attrs = {}, text) {
-  const node = document.createElementNS(NS, name);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-const fmt = (v) => (v === null || v === undefined ? "" : String(v));
 
 function axes(svg, { H, x0, x1, x, y, ticks, unit = "" }) {
   const axis = el("g", { class: "axis" });
