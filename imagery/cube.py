@@ -47,7 +47,7 @@ from imagery.errors import (
     ProviderAuthError,
     SceneCorruptError,
 )
-from imagery.providers.base import SceneProvider, SceneRef
+from imagery.providers.base import BufferedSceneProvider, SceneProvider, SceneRef
 from imagery.providers.local import bbox_intersects
 from imagery.providers.reading import scene_array
 from imagery.sentinel2 import DEFAULT_EXCLUDED_SCL, S2_BANDS
@@ -164,12 +164,14 @@ def load_datacube(
     )
     if fix_bright_objects and "B11" in arrays and len(used) > 0:
         persistent = persistent_bright_mask(scl, arrays["B11"], clear)
-        valid = unmask_persistent(valid, scl, persistent, clear)
-        if not lazy:
-            n_fixed = int(np.asarray(persistent).sum())
-            if n_fixed:
+        if lazy:
+            valid = unmask_persistent(valid, scl, persistent, clear)
+        else:
+            n_fixed = int(persistent.sum())
+            if n_fixed:  # most cubes have none: skip a pass over the whole cube
                 logger.info("un-masked %d persistent bright pixels", n_fixed, extra={"site_id": site_id})
-            _refresh_valid_fractions(records, used, np.asarray(valid), region, n_fixed)
+                valid = unmask_persistent(valid, scl, persistent, clear)
+            _refresh_valid_fractions(records, used, valid, region, n_fixed)
 
     # Stage 4: the Dataset, georeferenced.
     xs, ys = grid.xy_coords()
@@ -243,7 +245,7 @@ def _screen(
         scl = np.asarray(cached.sel(band="SCL").values, dtype=np.float32)
     else:
         try:
-            scl = np.asarray(provider.read(scene, grid, ["SCL"]).values[0], dtype=np.float32)
+            scl = _read_bands(provider, scene, grid, ["SCL"])[0]
         except ProviderAuthError:
             raise
         except (ImageryError, OSError, RasterioError, ValueError) as exc:
@@ -260,26 +262,62 @@ def _screen(
     return _Candidate(scene, rec, scl, cached)
 
 
-def _fetch(
-    provider: SceneProvider, cand: _Candidate, grid: Grid, need: list[str], cache: SceneCache | None
-) -> npt.NDArray[np.float32]:
-    """All needed bands of one screened scene, (band, y, x) in ``need`` order.
+def _read_bands(
+    provider: SceneProvider,
+    scene: SceneRef,
+    grid: Grid,
+    bands: list[str],
+    out: list[npt.NDArray[np.float32]] | None = None,
+) -> list[npt.NDArray[np.float32]]:
+    """Bands of a scene as (y, x) float32 arrays, decoded into ``out`` when the provider can."""
+    if out is None:
+        out = list(np.empty((len(bands), *grid.shape), dtype=np.float32))
+    if isinstance(provider, BufferedSceneProvider):
+        provider.read_into(scene, grid, bands, out)
+    else:
+        data = provider.read(scene, grid, bands).values
+        for k, buf in enumerate(out):
+            buf[...] = data[k]
+    return out
+
+
+def _fetch_into(
+    provider: SceneProvider,
+    cand: _Candidate,
+    grid: Grid,
+    need: list[str],
+    cache: SceneCache | None,
+    out: list[npt.NDArray[np.float32]],
+) -> None:
+    """All needed bands of one screened scene into ``out`` ((y, x) buffers in ``need`` order).
 
     From the cache, or read from the provider (reusing the screening SCL) and cached.
     """
     if cand.cached is not None:
-        return np.asarray(cand.cached.values, dtype=np.float32)
+        cached = cand.cached.values
+        for k, buf in enumerate(out):
+            buf[...] = cached[k]
+        return
     spectral = [b for b in need if b != "SCL"]
-    data = np.asarray(provider.read(cand.scene, grid, spectral).values, dtype=np.float32)
-    scl = cand.scl if cand.scl is not None else provider.read(cand.scene, grid, ["SCL"]).values[0]
-    full = np.empty((len(need), *grid.shape), dtype=np.float32)
-    for k, band in enumerate(need):
-        full[k] = scl if band == "SCL" else data[spectral.index(band)]
+    _read_bands(provider, cand.scene, grid, spectral, [out[k] for k, b in enumerate(need) if b != "SCL"])
+    k_scl = need.index("SCL")
+    if cand.scl is not None:
+        out[k_scl][...] = cand.scl
+    else:
+        _read_bands(provider, cand.scene, grid, ["SCL"], [out[k_scl]])
     if cache is not None:
         try:
-            cache.put(cand.scene, grid, scene_array(full, grid, need, cand.scene))
+            cache.put(cand.scene, grid, scene_array(np.stack(out), grid, need, cand.scene))
         except (OSError, RasterioError) as exc:  # a full disk must not lose the scene
             logger.warning("could not cache scene %s: %s", cand.scene.scene_id, exc)
+
+
+def _fetch(
+    provider: SceneProvider, cand: _Candidate, grid: Grid, need: list[str], cache: SceneCache | None
+) -> npt.NDArray[np.float32]:
+    """:func:`_fetch_into` a new (band, y, x) array."""
+    full = np.empty((len(need), *grid.shape), dtype=np.float32)
+    _fetch_into(provider, cand, grid, need, cache, list(full))
     return full
 
 
@@ -301,16 +339,14 @@ def _read_eager(
     # One contiguous (time, y, x) array per band, filled in place: no stacking copies.
     out = {b: np.empty((len(candidates), *grid.shape), dtype=np.float32) for b in need}
     for cand in candidates:
+        t = len(used)  # a scene that fails half-way is overwritten by the next one
         try:
-            full = _fetch(provider, cand, grid, need, cache)
+            _fetch_into(provider, cand, grid, need, cache, [out[band][t] for band in need])
         except ProviderAuthError:
             raise
         except (ImageryError, OSError, RasterioError, ValueError) as exc:
             _mark_failed(cand, exc, records)
             continue
-        t = len(used)
-        for k, band in enumerate(need):
-            out[band][t] = full[k]
         used.append(cand)
         cand.scl = None
     return used, {b: arr[: len(used)] for b, arr in out.items()}

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 from geo import BBox, Grid
@@ -109,4 +111,19 @@ class SceneProvider(Protocol):
             (band, y, x) float32 on ``grid``: surface reflectance (harmonised, NaN = no data) for
             spectral bands; the ESA class (0 = no data) for a band named ``"SCL"``.
         """
+        ...
+
+
+@runtime_checkable
+class BufferedSceneProvider(SceneProvider, Protocol):
+    """A provider that can also decode bands straight into caller-owned buffers.
+
+    The datacube uses it, when a provider offers it, to fill its (time, y, x) arrays in place:
+    no labelled DataArray per scene and no copies. Values are as :meth:`SceneProvider.read`.
+    """
+
+    def read_into(
+        self, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+    ) -> None:
+        """Read bands of a scene onto a grid into ``out``: one C-contiguous (y, x) float32 buffer per band."""
         ...

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import pystac
 import xarray as xr
 from pystac_client import Client
@@ -35,7 +37,7 @@ from geo import BBox, Grid
 from imagery.errors import CatalogInvalidError, ProviderAuthError, ProviderUnavailableError
 from imagery.providers.base import SceneRef
 from imagery.providers.local import as_utc_bounds
-from imagery.providers.reading import read_scene
+from imagery.providers.reading import read_scene, read_scene_into
 from imagery.providers.stacitem import scene_ref_from_item
 
 logger = logging.getLogger(__name__)
@@ -141,6 +143,12 @@ class StacApiProvider:
             MissingBandError, SceneUnavailableError, SceneCorruptError, NoOverlapError.
         """
         return read_scene(scene, grid, bands, gdal_options=self.gdal_options)
+
+    def read_into(
+        self, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+    ) -> None:
+        """:meth:`read` into caller-owned (y, x) float32 buffers, one per band (see BufferedSceneProvider)."""
+        read_scene_into(scene, grid, bands, out, gdal_options=self.gdal_options)
 
     def _open(self) -> Client:
         with self._lock:

@@ -16,7 +16,7 @@ from imagery.errors import (
     SceneCorruptError,
     SceneUnavailableError,
 )
-from imagery.providers.base import SceneProvider
+from imagery.providers.base import BufferedSceneProvider, SceneProvider
 from imagery.providers.local import LocalArchiveProvider
 from imagery.providers.raster import read_band
 from tests.imagery.conftest import ARCHIVE_END, ARCHIVE_START, UTM33, utm_grid, write_tif
@@ -54,6 +54,32 @@ def test_read_harmonises_baseline_04_offset(archive: Path, hall_grid: Grid):
         dn = src.read(1).astype(np.float64)
     np.testing.assert_allclose(da.sel(band="B08").values, (dn - 1000) / 10000, atol=1e-6)
     assert set(np.unique(da.sel(band="SCL").values)) <= set(range(12))
+
+
+def test_read_into_fills_cube_slices_exactly_like_read(archive: Path, hall_grid: Grid):
+    p = LocalArchiveProvider(archive)
+    assert isinstance(p, BufferedSceneProvider)
+    scene = p.search(hall_grid.bbox_wgs84, ARCHIVE_START, ARCHIVE_END)[1]
+    # A grid sticking 5 px out of the files on the left: those pixels have no data.
+    shifted = Grid(hall_grid.crs, hall_grid.transform @ Affine.translation(-5, 0), hall_grid.width, hall_grid.height)
+    cube = np.full((2, 3, *shifted.shape), -1.0, np.float32)
+    p.read_into(scene, shifted, ["B04", "B11", "SCL"], list(cube[1]))
+    assert (cube[0] == -1.0).all()  # the neighbouring slice is untouched
+    expected = p.read(scene, shifted, ["B04", "B11", "SCL"]).values
+    np.testing.assert_array_equal(cube[1], expected)
+    assert np.isnan(cube[1, 0, :, :5]).all()
+    assert not np.isnan(cube[1, 0, :, 5:]).any()
+    assert (cube[1, 2, :, :5] == 0).all()  # SCL no data
+    with rasterio.open(scene.assets["B04"].href) as src:
+        dn = src.read(1).astype(np.float64)
+    np.testing.assert_allclose(cube[1, 0, :, 5:], (dn[:, : shifted.width - 5] - 1000) / 10000, atol=1e-6)
+
+
+def test_read_into_refuses_a_buffer_of_the_wrong_shape(archive: Path, hall_grid: Grid):
+    p = LocalArchiveProvider(archive)
+    scene = p.search(hall_grid.bbox_wgs84, ARCHIVE_START, ARCHIVE_END)[0]
+    with pytest.raises(ValueError, match="out: expected float32"):
+        p.read_into(scene, hall_grid, ["B04"], [np.empty((3, 3), np.float32)])
 
 
 def test_read_onto_coarser_grid_in_other_crs(archive: Path, hall_grid: Grid):
