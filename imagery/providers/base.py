@@ -52,6 +52,9 @@ class SceneRef:
         assets: Band name -> :class:`BandAsset`.
         processing_baseline: Sentinel-2 processing baseline ("04.00"), None for other sensors.
         properties: Every other item property, kept as given.
+        parts: For a scene merged from several tiles of one satellite pass, the tiles, in the
+            order their pixels win (least cloudy first); empty for a single item. ``assets``
+            are then the first tile's.
     """
 
     provider: str
@@ -63,6 +66,7 @@ class SceneRef:
     assets: Mapping[str, BandAsset]
     processing_baseline: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    parts: tuple[SceneRef, ...] = ()
 
     @property
     def hrefs(self) -> dict[str, str]:

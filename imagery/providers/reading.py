@@ -12,6 +12,7 @@ import rasterio
 import xarray as xr
 
 from geo import Grid
+from imagery.errors import NoOverlapError
 from imagery.providers.base import SceneRef
 from imagery.providers.raster import GDAL_READ_OPTIONS, read_band_into
 
@@ -67,6 +68,9 @@ def read_scene_into(
         SceneUnavailableError, SceneCorruptError, NoOverlapError: as :func:`read_scene`.
         ValueError: ``out`` does not hold one float32 buffer on ``grid`` per band.
     """
+    if scene.parts:
+        _mosaic_into(scene, grid, bands, out, gdal_options)
+        return
     assets = [scene.asset(band) for band in bands]  # MissingBandError before any I/O
     if len(out) != len(assets):
         raise ValueError(f"out: {len(out)} buffers for {len(assets)} bands")
@@ -85,6 +89,49 @@ def read_scene_into(
             if asset.offset != 0.0:
                 values += np.float32(asset.offset)
             np.copyto(values, np.float32(np.nan), where=missing)
+
+
+def _missing(band: str, values: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    return values == 0 if band.upper() == "SCL" else np.isnan(values)
+
+
+def _mosaic_into(
+    scene: SceneRef,
+    grid: Grid,
+    bands: Sequence[str],
+    out: Sequence[npt.NDArray[np.float32]],
+    gdal_options: Mapping[str, object] | None,
+) -> None:
+    """Read a merged scene: each pixel from the first tile (in ``scene.parts`` order) with data there.
+
+    Tiles that miss the grid are skipped; later tiles are not read once every pixel is filled.
+
+    Raises:
+        NoOverlapError: no tile covers any pixel of the grid.
+    """
+    for part in scene.parts:
+        for band in bands:
+            part.asset(band)  # MissingBandError before any I/O
+    holes: list[npt.NDArray[np.bool_]] | None = None
+    scratch: list[npt.NDArray[np.float32]] | None = None
+    for part in scene.parts:
+        try:
+            if holes is None:
+                read_scene_into(part, grid, bands, out, gdal_options=gdal_options)
+            else:
+                if scratch is None:
+                    scratch = list(np.empty((len(bands), *grid.shape), dtype=np.float32))
+                read_scene_into(part, grid, bands, scratch, gdal_options=gdal_options)
+                for hole, values, dst in zip(holes, scratch, out, strict=True):
+                    np.copyto(dst, values, where=hole)
+        except NoOverlapError:
+            logger.debug("tile %s of %s misses the grid", part.scene_id, scene.scene_id)
+            continue
+        holes = [_missing(band, values) for band, values in zip(bands, out, strict=True)]
+        if not any(hole.any() for hole in holes):
+            return
+    if holes is None:
+        raise NoOverlapError(f"no tile of {scene.scene_id} overlaps the grid {grid.key()}")
 
 
 @lru_cache(maxsize=64)

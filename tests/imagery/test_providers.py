@@ -220,3 +220,34 @@ def test_scene_times_are_utc(archive: Path, hall_grid: Grid):
     assert scene.acquired_at_utc.utcoffset() == datetime(2025, 1, 1, tzinfo=UTC).utcoffset()
     assert scene.processing_baseline == "04.00"
     assert scene.asset("B02").offset == pytest.approx(-0.1)
+
+
+def test_merge_same_pass_joins_tiles_of_one_pass_only():
+    from datetime import timedelta
+
+    from imagery.providers.base import BandAsset, SceneRef
+    from imagery.providers.stacitem import merge_same_pass
+
+    t0 = datetime(2025, 6, 1, 10, 20, tzinfo=UTC)
+
+    def ref(scene_id: str, dt_s: float, platform: str, cloud: float | None, west: float) -> SceneRef:
+        return SceneRef(
+            "stac", scene_id, t0 + timedelta(seconds=dt_s), (west, 48.0, west + 1.0, 49.0), cloud, 10.0,
+            {"B04": BandAsset(f"/x/{scene_id}.tif")}, properties={"platform": platform},
+        )  # fmt: skip
+
+    scenes = [
+        ref("A_T32", 0, "sentinel-2a", 20.0, 11.0),
+        ref("A_T33", 4, "sentinel-2a", 10.0, 11.8),  # same pass, next tile east
+        ref("B_T32", 30, "sentinel-2b", 5.0, 11.0),  # other satellite: its own scene
+        ref("A_T32_next", 5 * 86400, "sentinel-2a", None, 11.0),  # the next pass
+    ]
+    merged = merge_same_pass(scenes)
+    assert [s.scene_id for s in merged] == ["A_T32+A_T33", "B_T32", "A_T32_next"]
+    first = merged[0]
+    assert [p.scene_id for p in first.parts] == ["A_T33", "A_T32"]  # least cloudy first
+    assert first.bbox_wgs84 == (11.0, 48.0, 12.8, 49.0)
+    assert first.acquired_at_utc == t0
+    assert first.cloud_pct == pytest.approx(15.0)
+    assert first.assets["B04"].href == "/x/A_T33.tif"
+    assert merged[1].parts == ()
