@@ -119,6 +119,30 @@ def persistent_bright_mask(
     clear_1d = np.asarray(scene_clear, dtype=bool)
     clear = clear_1d[:, None, None]
     flagged = _in_classes(scl, _CLOUD_ONLY) & clear
+    if isinstance(flagged, np.ndarray) and isinstance(swir, np.ndarray):
+        # In memory, only pixels flagged on enough clear days can qualify: compute the rest of
+        # the test on those (usually a few hundred) instead of on the whole cube.
+        n_flag = flagged.sum(axis=0, dtype=np.int32)
+        candidates = n_flag >= min_dates
+        out = np.zeros(n_flag.shape, dtype=bool)
+        if candidates.any():
+            out[candidates] = _persistent(
+                flagged[:, candidates], swir[:, candidates], clear_1d, min_dates, min_share, min_swir, max_swir_std
+            )
+        return out
+    return _persistent(flagged, swir, clear_1d, min_dates, min_share, min_swir, max_swir_std)
+
+
+def _persistent(
+    flagged: Any,
+    swir: Any,
+    clear_1d: npt.NDArray[np.bool_],
+    min_dates: int,
+    min_share: float,
+    min_swir: float,
+    max_swir_std: float,
+) -> Any:
+    """:func:`persistent_bright_mask` on (time, ...) flags and SWIR (numpy or dask, any trailing shape)."""
     swir0 = _nan_to_zero(swir)
     n_flag = flagged.sum(axis=0, dtype=np.int32)
     # Clear days since (and including) the first clear day labelled cloud: a lookup of the

@@ -7,7 +7,9 @@ the call: it is recorded as skipped with the reason.
 
 Small cubes are read eagerly into numpy; cubes larger than ``memory_budget_mb`` are built as
 dask arrays chunked per scene, band and spatial block, so memory stays bounded whatever the
-site size or period. Screening reads one SCL layer at a time.
+site size or period: screening reads one SCL layer at a time and keeps none of them, and the
+persistent-roof mask is computed in one streaming pass. ``python bench/imagery.py --large``
+measures a 20 km x 20 km site over two years.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from imagery.errors import (
     ProviderAuthError,
     SceneCorruptError,
 )
-from imagery.providers.base import SceneProvider, SceneRef
+from imagery.providers.base import BufferedSceneProvider, SceneProvider, SceneRef
 from imagery.providers.local import bbox_intersects
 from imagery.providers.reading import scene_array
 from imagery.sentinel2 import DEFAULT_EXCLUDED_SCL, S2_BANDS
@@ -136,17 +138,21 @@ def load_datacube(
     scenes = provider.search(grid_bbox_wgs84, start, end)
     logger.info("found %d scenes", len(scenes), extra={"site_id": site_id})
 
-    # Stage 1: screen each scene on its SCL, one at a time.
+    # Stage 1: screen each scene on its SCL, one at a time. The screening SCL is kept for the
+    # eager read only while every scene's SCL fits in the budget: a 20 km site's is 16 MB a scene.
+    n_px = grid.width * grid.height
+    keep_scl = chunked is False or len(scenes) * n_px * 4 / 2**20 <= memory_budget_mb
     records: list[SceneRecord] = []
     candidates: list[_Candidate] = []
     for scene in scenes:
         cand = _screen(provider, scene, grid, grid_bbox_wgs84, need, site_id, cache, max_cloud_pct, excluded, region)
+        if not keep_scl:
+            cand.scl = None
         cand.index = len(records)
         records.append(cand.record)
         if cand.record.used:
             candidates.append(cand)
 
-    n_px = grid.width * grid.height
     estimate_mb = len(candidates) * len(need) * n_px * 4 / 2**20
     lazy = chunked if chunked is not None else estimate_mb > memory_budget_mb
 
@@ -164,12 +170,16 @@ def load_datacube(
     )
     if fix_bright_objects and "B11" in arrays and len(used) > 0:
         persistent = persistent_bright_mask(scl, arrays["B11"], clear)
-        valid = unmask_persistent(valid, scl, persistent, clear)
+        if lazy:
+            # A (y, x) mask from a streaming pass over SCL and B11, computed now: left in the
+            # graph, it would make dask hold every scene's chunks until all dates were read.
+            persistent = persistent.compute()
+        n_fixed = int(persistent.sum())
+        if n_fixed:  # most cubes have none: skip a pass over the whole cube
+            logger.info("un-masked %d persistent bright pixels", n_fixed, extra={"site_id": site_id})
+            valid = unmask_persistent(valid, scl, persistent, clear)
         if not lazy:
-            n_fixed = int(np.asarray(persistent).sum())
-            if n_fixed:
-                logger.info("un-masked %d persistent bright pixels", n_fixed, extra={"site_id": site_id})
-            _refresh_valid_fractions(records, used, np.asarray(valid), region, n_fixed)
+            _refresh_valid_fractions(records, used, valid, region, n_fixed)
 
     # Stage 4: the Dataset, georeferenced.
     xs, ys = grid.xy_coords()
@@ -243,7 +253,7 @@ def _screen(
         scl = np.asarray(cached.sel(band="SCL").values, dtype=np.float32)
     else:
         try:
-            scl = np.asarray(provider.read(scene, grid, ["SCL"]).values[0], dtype=np.float32)
+            scl = _read_bands(provider, scene, grid, ["SCL"])[0]
         except ProviderAuthError:
             raise
         except (ImageryError, OSError, RasterioError, ValueError) as exc:
@@ -260,26 +270,62 @@ def _screen(
     return _Candidate(scene, rec, scl, cached)
 
 
-def _fetch(
-    provider: SceneProvider, cand: _Candidate, grid: Grid, need: list[str], cache: SceneCache | None
-) -> npt.NDArray[np.float32]:
-    """All needed bands of one screened scene, (band, y, x) in ``need`` order.
+def _read_bands(
+    provider: SceneProvider,
+    scene: SceneRef,
+    grid: Grid,
+    bands: list[str],
+    out: list[npt.NDArray[np.float32]] | None = None,
+) -> list[npt.NDArray[np.float32]]:
+    """Bands of a scene as (y, x) float32 arrays, decoded into ``out`` when the provider can."""
+    if out is None:
+        out = list(np.empty((len(bands), *grid.shape), dtype=np.float32))
+    if isinstance(provider, BufferedSceneProvider):
+        provider.read_into(scene, grid, bands, out)
+    else:
+        data = provider.read(scene, grid, bands).values
+        for k, buf in enumerate(out):
+            buf[...] = data[k]
+    return out
+
+
+def _fetch_into(
+    provider: SceneProvider,
+    cand: _Candidate,
+    grid: Grid,
+    need: list[str],
+    cache: SceneCache | None,
+    out: list[npt.NDArray[np.float32]],
+) -> None:
+    """All needed bands of one screened scene into ``out`` ((y, x) buffers in ``need`` order).
 
     From the cache, or read from the provider (reusing the screening SCL) and cached.
     """
     if cand.cached is not None:
-        return np.asarray(cand.cached.values, dtype=np.float32)
+        cached = cand.cached.values
+        for k, buf in enumerate(out):
+            buf[...] = cached[k]
+        return
     spectral = [b for b in need if b != "SCL"]
-    data = np.asarray(provider.read(cand.scene, grid, spectral).values, dtype=np.float32)
-    scl = cand.scl if cand.scl is not None else provider.read(cand.scene, grid, ["SCL"]).values[0]
-    full = np.empty((len(need), *grid.shape), dtype=np.float32)
-    for k, band in enumerate(need):
-        full[k] = scl if band == "SCL" else data[spectral.index(band)]
+    _read_bands(provider, cand.scene, grid, spectral, [out[k] for k, b in enumerate(need) if b != "SCL"])
+    k_scl = need.index("SCL")
+    if cand.scl is not None:
+        out[k_scl][...] = cand.scl
+    else:
+        _read_bands(provider, cand.scene, grid, ["SCL"], [out[k_scl]])
     if cache is not None:
         try:
-            cache.put(cand.scene, grid, scene_array(full, grid, need, cand.scene))
+            cache.put(cand.scene, grid, scene_array(np.stack(out), grid, need, cand.scene))
         except (OSError, RasterioError) as exc:  # a full disk must not lose the scene
             logger.warning("could not cache scene %s: %s", cand.scene.scene_id, exc)
+
+
+def _fetch(
+    provider: SceneProvider, cand: _Candidate, grid: Grid, need: list[str], cache: SceneCache | None
+) -> npt.NDArray[np.float32]:
+    """:func:`_fetch_into` a new (band, y, x) array."""
+    full = np.empty((len(need), *grid.shape), dtype=np.float32)
+    _fetch_into(provider, cand, grid, need, cache, list(full))
     return full
 
 
@@ -301,16 +347,14 @@ def _read_eager(
     # One contiguous (time, y, x) array per band, filled in place: no stacking copies.
     out = {b: np.empty((len(candidates), *grid.shape), dtype=np.float32) for b in need}
     for cand in candidates:
+        t = len(used)  # a scene that fails half-way is overwritten by the next one
         try:
-            full = _fetch(provider, cand, grid, need, cache)
+            _fetch_into(provider, cand, grid, need, cache, [out[band][t] for band in need])
         except ProviderAuthError:
             raise
         except (ImageryError, OSError, RasterioError, ValueError) as exc:
             _mark_failed(cand, exc, records)
             continue
-        t = len(used)
-        for k, band in enumerate(need):
-            out[band][t] = full[k]
         used.append(cand)
         cand.scl = None
     return used, {b: arr[: len(used)] for b, arr in out.items()}

@@ -1,4 +1,4 @@
-"""``sitewatch imagery``: simulate local archives and show scene records."""
+"""``sitewatch imagery``: simulate local archives and list a site's scenes (used, or skipped and why)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from aoi.portfolio import parse_portfolio
 from aoi.records import SceneRecord
 from imagery.archive import write_archive
 from imagery.simulate import SimulatedScene, SimulationOptions, acquisition_dates
+from jobs.context import open_engine
+from jobs.refresh import REASON_REJECTED
+from jobs.settings import Settings
+from store import repo
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +76,20 @@ def scene_table(records: Sequence[SceneRecord], *, title: str | None = None) -> 
             r.reason,
         )
     return table
+
+
+def scene_json(record: SceneRecord) -> dict[str, Any]:
+    """One scene record as JSON, with the keys ``GET /v1/sites/{id}/scenes`` uses for its items."""
+    return {
+        "scene_id": record.scene_id,
+        "provider": record.provider,
+        "acquired_at": record.acquired_at_utc.isoformat(),
+        "cloud_pct": record.cloud_pct,
+        "cloud_fraction": None if record.cloud_pct is None else round(record.cloud_pct / 100.0, 4),
+        "valid_fraction": record.valid_fraction,
+        "used": record.used,
+        "reason": record.reason,
+    }
 
 
 @app.callback()
@@ -134,3 +152,58 @@ def simulate(
             s.site_id, s.grid.key(), str(s.scenes), str(s.files), str(out / "truth" / s.site_id / "progress.csv")
         )
     console.print(table)
+
+
+@app.command()
+def scenes(
+    ctx: typer.Context,
+    site_id: Annotated[str, typer.Argument(help="The site")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only scenes sensed on or after this day, YYYY-MM-DD")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout")] = False,
+) -> None:
+    """List a site's scenes in time order: date, cloud share, used or skipped, and the reason.
+
+    The records are those the refreshes stored (the same as ``GET /v1/sites/{id}/scenes``).
+    Scenes rejected after repeated read failures show as skipped with their "rejected: ..."
+    reason; ``sitewatch scenes clear SITE_ID SCENE_ID`` lets the next refresh read one again.
+    An unknown site exits with status 3.
+    """
+    try:
+        since_day = None if since is None else date.fromisoformat(since)
+    except ValueError as exc:
+        console.print(f"[red]--since: {since!r} is not a date (YYYY-MM-DD)[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    root = ctx.find_root().obj
+    engine = open_engine(root if isinstance(root, Settings) else Settings())
+    repo.get_site(engine, site_id)  # SiteNotFoundError (exit 3) rather than an empty list
+    records = [
+        r
+        for r in repo.list_scene_records(engine, site_id)
+        if since_day is None or r.acquired_at_utc.date() >= since_day
+    ]
+    n_used = sum(r.used for r in records)
+    n_rejected = sum(r.reason.startswith(REASON_REJECTED) for r in records)
+    if as_json:
+        doc = {
+            "site_id": site_id,
+            "since": None if since_day is None else since_day.isoformat(),
+            "count": len(records),
+            "used": n_used,
+            "skipped": len(records) - n_used,
+            "items": [scene_json(r) for r in records],
+        }
+        typer.echo(json.dumps(doc))
+        return
+    if not records:
+        when = "" if since_day is None else f" since {since_day}"
+        console.print(f"no scenes recorded for site {site_id}{when} (a refresh records them)")
+        return
+    console.print(scene_table(records, title=f"scenes of {site_id}"))
+    console.print(f"{len(records)} scene(s): {n_used} used, {len(records) - n_used} skipped")
+    if n_rejected:
+        console.print(
+            f"{n_rejected} rejected after repeated read failures: "
+            f"`sitewatch scenes clear {site_id} SCENE_ID` lets the next refresh read one again"
+        )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 from geo import BBox, Grid
@@ -50,6 +52,9 @@ class SceneRef:
         assets: Band name -> :class:`BandAsset`.
         processing_baseline: Sentinel-2 processing baseline ("04.00"), None for other sensors.
         properties: Every other item property, kept as given.
+        parts: For a scene merged from several tiles of one satellite pass, the tiles, in the
+            order their pixels win (least cloudy first); empty for a single item. ``assets``
+            are then the first tile's.
     """
 
     provider: str
@@ -61,6 +66,7 @@ class SceneRef:
     assets: Mapping[str, BandAsset]
     processing_baseline: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    parts: tuple[SceneRef, ...] = ()
 
     @property
     def hrefs(self) -> dict[str, str]:
@@ -109,4 +115,19 @@ class SceneProvider(Protocol):
             (band, y, x) float32 on ``grid``: surface reflectance (harmonised, NaN = no data) for
             spectral bands; the ESA class (0 = no data) for a band named ``"SCL"``.
         """
+        ...
+
+
+@runtime_checkable
+class BufferedSceneProvider(SceneProvider, Protocol):
+    """A provider that can also decode bands straight into caller-owned buffers.
+
+    The datacube uses it, when a provider offers it, to fill its (time, y, x) arrays in place:
+    no labelled DataArray per scene and no copies. Values are as :meth:`SceneProvider.read`.
+    """
+
+    def read_into(
+        self, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+    ) -> None:
+        """Read bands of a scene onto a grid into ``out``: one C-contiguous (y, x) float32 buffer per band."""
         ...

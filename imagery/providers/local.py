@@ -10,12 +10,14 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 from geo import BBox, Grid
 from imagery.errors import CatalogInvalidError, SceneUnavailableError
 from imagery.providers.base import SceneRef
-from imagery.providers.reading import read_scene
+from imagery.providers.reading import read_scene, read_scene_into
 from imagery.providers.stacitem import scene_ref_from_item
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,12 @@ class LocalArchiveProvider:
     def read(self, scene: SceneRef, grid: Grid, bands: Sequence[str]) -> xr.DataArray:
         """Read bands onto a grid: (band, y, x) float32 reflectance, ``"SCL"`` as classes (see SceneProvider)."""
         return read_scene(scene, grid, bands)
+
+    def read_into(
+        self, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+    ) -> None:
+        """:meth:`read` into caller-owned (y, x) float32 buffers, one per band (see BufferedSceneProvider)."""
+        read_scene_into(scene, grid, bands, out)
 
     def _scenes(self) -> list[SceneRef]:
         with self._lock:

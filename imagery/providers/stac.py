@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import pystac
 import xarray as xr
 from pystac_client import Client
@@ -35,8 +37,8 @@ from geo import BBox, Grid
 from imagery.errors import CatalogInvalidError, ProviderAuthError, ProviderUnavailableError
 from imagery.providers.base import SceneRef
 from imagery.providers.local import as_utc_bounds
-from imagery.providers.reading import read_scene
-from imagery.providers.stacitem import scene_ref_from_item
+from imagery.providers.reading import read_scene, read_scene_into
+from imagery.providers.stacitem import merge_same_pass, scene_ref_from_item
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class StacApiProvider:
         page_size: Items asked per search page (``limit``); pages are followed through ``next`` links.
         method: HTTP method of the search; pystac-client falls back to GET when POST is refused (405).
         headers: Extra HTTP headers sent with every API request (an API key, for example).
+        merge_tiles: Merge items of one satellite pass (adjacent tiles over the site) into one
+            scene, mosaicked least cloudy tile first, as Sentinel Hub does (see
+            :func:`~imagery.providers.stacitem.merge_same_pass`).
 
     Raises:
         ValueError: a URL that is not http(s), or a negative timeout, retry count or backoff.
@@ -78,6 +83,7 @@ class StacApiProvider:
         page_size: int = 100,
         method: Literal["POST", "GET"] = "POST",
         headers: Mapping[str, str] | None = None,
+        merge_tiles: bool = True,
     ) -> None:
         problems = []
         if not url.startswith(("http://", "https://")):
@@ -100,6 +106,7 @@ class StacApiProvider:
         self.page_size = int(page_size)
         self.method = method
         self.headers = dict(headers or {})
+        self.merge_tiles = merge_tiles
         #: GDAL options of every read: timeout and retries follow the provider's settings.
         self.gdal_options: dict[str, object] = {
             "GDAL_HTTP_TIMEOUT": max(1, math.ceil(self.timeout_s)),
@@ -130,8 +137,13 @@ class StacApiProvider:
                 scenes.append(scene_ref_from_item(item, provider=self.name, base_href=_self_href(item)))
             except CatalogInvalidError as exc:
                 logger.warning("skipping bad STAC item from %s: %s", self.url, exc)
+        n_items = len(scenes)
+        if self.merge_tiles:
+            scenes = merge_same_pass(scenes)
         scenes.sort(key=lambda s: (s.acquired_at_utc, s.scene_id))
-        logger.debug("%s: %d scenes in %s between %s and %s", self.url, len(scenes), self.collection, t0, t1)
+        logger.debug(
+            "%s: %d scenes (%d items) in %s between %s and %s", self.url, len(scenes), n_items, self.collection, t0, t1
+        )
         return scenes
 
     def read(self, scene: SceneRef, grid: Grid, bands: Sequence[str]) -> xr.DataArray:
@@ -141,6 +153,12 @@ class StacApiProvider:
             MissingBandError, SceneUnavailableError, SceneCorruptError, NoOverlapError.
         """
         return read_scene(scene, grid, bands, gdal_options=self.gdal_options)
+
+    def read_into(
+        self, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+    ) -> None:
+        """:meth:`read` into caller-owned (y, x) float32 buffers, one per band (see BufferedSceneProvider)."""
+        read_scene_into(scene, grid, bands, out, gdal_options=self.gdal_options)
 
     def _open(self) -> Client:
         with self._lock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -92,4 +92,62 @@ def scene_ref_from_item(item: Mapping[str, Any], *, provider: str, base_href: st
         assets=assets,
         processing_baseline=baseline,
         properties=dict(props),
+    )
+
+
+def merge_same_pass(scenes: Sequence[SceneRef], *, max_gap: timedelta = timedelta(minutes=5)) -> list[SceneRef]:
+    """Merge items of one satellite pass (tiles of one datatake) into one scene each.
+
+    A site on a tile edge is covered by two or more items of the same pass (adjacent MGRS tiles,
+    overlapping by ~10 km); read separately they would count as two dates, each half empty.
+    Items are of one pass when they share the platform and relative orbit (when given) and
+    were sensed within ``max_gap`` of each other. Sentinel Hub's Process API mosaics them
+    server side; this does the same client side: the merged scene reads each pixel from the
+    least cloudy tile that has data there.
+
+    Args:
+        scenes: Scenes of one provider, any order.
+        max_gap: Largest time between consecutive tiles of one pass.
+
+    Returns:
+        Scenes oldest first; single items unchanged, merged ones with ``parts`` (least cloudy
+        first), the id ``"+"``-joined from the parts' sorted ids, the earliest time, the union
+        bbox and the mean of the tiles' cloud covers.
+    """
+
+    def key(s: SceneRef) -> tuple[str, str]:
+        return (str(s.properties.get("platform") or ""), str(s.properties.get("sat:relative_orbit") or ""))
+
+    ordered = sorted(scenes, key=lambda s: (key(s), s.acquired_at_utc, s.scene_id))
+    groups: list[list[SceneRef]] = []
+    for scene in ordered:
+        last = groups[-1][-1] if groups else None
+        if last is not None and key(last) == key(scene) and scene.acquired_at_utc - last.acquired_at_utc <= max_gap:
+            groups[-1].append(scene)
+        else:
+            groups.append([scene])
+    merged = [group[0] if len(group) == 1 else _merged(group) for group in groups]
+    return sorted(merged, key=lambda s: (s.acquired_at_utc, s.scene_id))
+
+
+def _merged(group: list[SceneRef]) -> SceneRef:
+    parts = tuple(sorted(group, key=lambda s: (s.cloud_pct is None, s.cloud_pct or 0.0, s.scene_id)))
+    first = parts[0]
+    clouds = [s.cloud_pct for s in parts if s.cloud_pct is not None]
+    return SceneRef(
+        provider=first.provider,
+        scene_id="+".join(sorted(s.scene_id for s in parts)),
+        acquired_at_utc=min(s.acquired_at_utc for s in parts),
+        bbox_wgs84=(
+            min(s.bbox_wgs84[0] for s in parts),
+            min(s.bbox_wgs84[1] for s in parts),
+            max(s.bbox_wgs84[2] for s in parts),
+            max(s.bbox_wgs84[3] for s in parts),
+        ),
+        cloud_pct=sum(clouds) / len(clouds) if clouds else None,
+        gsd_m=first.gsd_m,
+        assets=first.assets,
+        processing_baseline=first.processing_baseline,
+        properties={**first.properties, "sitewatch:tiles": [s.scene_id for s in parts]},
+        parts=parts,
     )

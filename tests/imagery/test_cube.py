@@ -187,3 +187,24 @@ def test_cache_drops_corrupt_file_and_ignores_temp_files(tmp_path: Path, array_p
     assert records[0].used
     assert path.exists()
     assert cache.get(scene, array_provider.grid, ["B02", "SCL"]) is not None
+
+
+def test_planted_roof_stays_valid_when_the_cube_is_built_lazily_over_budget(array_provider):
+    for t in range(8):
+        planes = _planes()
+        if t >= 2:
+            planes["B11"][5:9, 5:9] = 0.42
+            planes["SCL"][5:9, 5:9] = 9  # a new white roof called cloud
+        if t == 4:
+            planes["SCL"][14:17, 14:17] = 9  # a real cloud, once
+        array_provider.add(5 * t, planes)
+    # A budget far below one scene: built lazily, and no screening SCL is kept for the read.
+    ds, records = load_datacube(
+        array_provider, array_provider.grid, date(2025, 1, 1), date(2025, 3, 1), site_id="s", memory_budget_mb=0.001
+    )
+    assert isinstance(ds["valid"].data, da.Array)
+    valid = ds["valid"].values
+    assert valid[:, 5:9, 5:9].all()
+    assert not valid[4, 14:17, 14:17].any()
+    assert valid.sum() == valid.size - 9
+    assert all(r.used for r in records)

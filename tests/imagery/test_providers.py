@@ -16,7 +16,7 @@ from imagery.errors import (
     SceneCorruptError,
     SceneUnavailableError,
 )
-from imagery.providers.base import SceneProvider
+from imagery.providers.base import BufferedSceneProvider, SceneProvider
 from imagery.providers.local import LocalArchiveProvider
 from imagery.providers.raster import read_band
 from tests.imagery.conftest import ARCHIVE_END, ARCHIVE_START, UTM33, utm_grid, write_tif
@@ -54,6 +54,32 @@ def test_read_harmonises_baseline_04_offset(archive: Path, hall_grid: Grid):
         dn = src.read(1).astype(np.float64)
     np.testing.assert_allclose(da.sel(band="B08").values, (dn - 1000) / 10000, atol=1e-6)
     assert set(np.unique(da.sel(band="SCL").values)) <= set(range(12))
+
+
+def test_read_into_fills_cube_slices_exactly_like_read(archive: Path, hall_grid: Grid):
+    p = LocalArchiveProvider(archive)
+    assert isinstance(p, BufferedSceneProvider)
+    scene = p.search(hall_grid.bbox_wgs84, ARCHIVE_START, ARCHIVE_END)[1]
+    # A grid sticking 5 px out of the files on the left: those pixels have no data.
+    shifted = Grid(hall_grid.crs, hall_grid.transform @ Affine.translation(-5, 0), hall_grid.width, hall_grid.height)
+    cube = np.full((2, 3, *shifted.shape), -1.0, np.float32)
+    p.read_into(scene, shifted, ["B04", "B11", "SCL"], list(cube[1]))
+    assert (cube[0] == -1.0).all()  # the neighbouring slice is untouched
+    expected = p.read(scene, shifted, ["B04", "B11", "SCL"]).values
+    np.testing.assert_array_equal(cube[1], expected)
+    assert np.isnan(cube[1, 0, :, :5]).all()
+    assert not np.isnan(cube[1, 0, :, 5:]).any()
+    assert (cube[1, 2, :, :5] == 0).all()  # SCL no data
+    with rasterio.open(scene.assets["B04"].href) as src:
+        dn = src.read(1).astype(np.float64)
+    np.testing.assert_allclose(cube[1, 0, :, 5:], (dn[:, : shifted.width - 5] - 1000) / 10000, atol=1e-6)
+
+
+def test_read_into_refuses_a_buffer_of_the_wrong_shape(archive: Path, hall_grid: Grid):
+    p = LocalArchiveProvider(archive)
+    scene = p.search(hall_grid.bbox_wgs84, ARCHIVE_START, ARCHIVE_END)[0]
+    with pytest.raises(ValueError, match="out: expected float32"):
+        p.read_into(scene, hall_grid, ["B04"], [np.empty((3, 3), np.float32)])
 
 
 def test_read_onto_coarser_grid_in_other_crs(archive: Path, hall_grid: Grid):
@@ -194,3 +220,34 @@ def test_scene_times_are_utc(archive: Path, hall_grid: Grid):
     assert scene.acquired_at_utc.utcoffset() == datetime(2025, 1, 1, tzinfo=UTC).utcoffset()
     assert scene.processing_baseline == "04.00"
     assert scene.asset("B02").offset == pytest.approx(-0.1)
+
+
+def test_merge_same_pass_joins_tiles_of_one_pass_only():
+    from datetime import timedelta
+
+    from imagery.providers.base import BandAsset, SceneRef
+    from imagery.providers.stacitem import merge_same_pass
+
+    t0 = datetime(2025, 6, 1, 10, 20, tzinfo=UTC)
+
+    def ref(scene_id: str, dt_s: float, platform: str, cloud: float | None, west: float) -> SceneRef:
+        return SceneRef(
+            "stac", scene_id, t0 + timedelta(seconds=dt_s), (west, 48.0, west + 1.0, 49.0), cloud, 10.0,
+            {"B04": BandAsset(f"/x/{scene_id}.tif")}, properties={"platform": platform},
+        )  # fmt: skip
+
+    scenes = [
+        ref("A_T32", 0, "sentinel-2a", 20.0, 11.0),
+        ref("A_T33", 4, "sentinel-2a", 10.0, 11.8),  # same pass, next tile east
+        ref("B_T32", 30, "sentinel-2b", 5.0, 11.0),  # other satellite: its own scene
+        ref("A_T32_next", 5 * 86400, "sentinel-2a", None, 11.0),  # the next pass
+    ]
+    merged = merge_same_pass(scenes)
+    assert [s.scene_id for s in merged] == ["A_T32+A_T33", "B_T32", "A_T32_next"]
+    first = merged[0]
+    assert [p.scene_id for p in first.parts] == ["A_T33", "A_T32"]  # least cloudy first
+    assert first.bbox_wgs84 == (11.0, 48.0, 12.8, 49.0)
+    assert first.acquired_at_utc == t0
+    assert first.cloud_pct == pytest.approx(15.0)
+    assert first.assets["B04"].href == "/x/A_T33.tif"
+    assert merged[1].parts == ()

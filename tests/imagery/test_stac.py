@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +152,74 @@ def test_load_datacube_through_stac_matches_local(stac_api: FakeStacApi, tiny_ar
     assert remote.attrs["provider"] == "stac"
     for var in ("B02", "B04", "B08", "B11", "valid"):
         np.testing.assert_array_equal(remote[var].values, local[var].values)
+
+
+def _split_into_tiles(archive: Path, grid: Grid, out: Path, cloud_west: float, cloud_east: float) -> str:
+    """Copy the archive's second scene as two items of one pass: a west and an east tile, overlapping.
+
+    The west tile holds columns [0, 60 %), the east one [40 %, 100 %); in the overlap the east
+    tile's B04 is a marker (DN 5000), so a test can see which tile won. Returns the scene id.
+    """
+    import json
+
+    import rasterio
+    from affine import Affine
+
+    from imagery.cog import write_cog
+
+    item_path = sorted(archive.glob("*/*/*.json"))[1]
+    doc = json.loads(item_path.read_text())
+    w = grid.width
+    tiles = {"W": (0, int(0.6 * w), cloud_west, 0), "E": (int(0.4 * w), w, cloud_east, 3)}
+    for name, (c0, c1, cloud, seconds) in tiles.items():
+        tile_grid = Grid(grid.crs, grid.transform @ Affine.translation(c0, 0), c1 - c0, grid.height)
+        tile_id = f"{doc['id']}_T{name}"
+        tile_dir = out / "site" / tile_id
+        for band in doc["assets"]:
+            with rasterio.open(item_path.parent / f"{band}.tif") as src:
+                data = src.read(1)[:, c0:c1]
+            if name == "E" and band == "B04":
+                data[:, : int(0.6 * w) - c0] = 5000
+            write_cog(tile_dir / f"{band}.tif", data, tile_grid, nodata=0, categorical=band == "SCL")
+        when = datetime.fromisoformat(doc["properties"]["datetime"].replace("Z", "+00:00"))
+        props = dict(doc["properties"], datetime=(when + timedelta(seconds=seconds)).isoformat())
+        props["eo:cloud_cover"] = cloud
+        tile = dict(doc, id=tile_id, bbox=list(tile_grid.bbox_wgs84), properties=props)
+        (tile_dir / f"{tile_id}.json").write_text(json.dumps(tile))
+    return str(doc["id"])
+
+
+@pytest.mark.parametrize(("cloud_west", "cloud_east"), [(5.0, 30.0), (30.0, 5.0)])
+def test_stac_merges_two_tiles_of_one_pass_least_cloudy_first(
+    http_server: HTTPServer, tiny_archive: Path, tiny_grid: Grid, tmp_path: Path, cloud_west: float, cloud_east: float
+):
+    scene_id = _split_into_tiles(tiny_archive, tiny_grid, tmp_path, cloud_west, cloud_east)
+    api = FakeStacApi(http_server, tmp_path).install()
+    scenes = provider_for(api).search(tiny_grid.bbox_wgs84, TINY_START, TINY_END)
+    assert [s.scene_id for s in scenes] == [f"{scene_id}_TE+{scene_id}_TW"]
+    merged = scenes[0]
+    assert [p.cloud_pct for p in merged.parts] == sorted([cloud_west, cloud_east])
+    assert merged.cloud_pct == pytest.approx(17.5)
+    unmerged = provider_for(api, merge_tiles=False).search(tiny_grid.bbox_wgs84, TINY_START, TINY_END)
+    assert len(unmerged) == 2
+
+    original = next(
+        s for s in LocalArchiveProvider(tiny_archive).search(tiny_grid.bbox_wgs84, TINY_START, TINY_END)
+        if s.scene_id == scene_id
+    )  # fmt: skip
+    full = LocalArchiveProvider(tiny_archive).read(original, tiny_grid, BANDS)
+    mosaic = provider_for(api).read(merged, tiny_grid, BANDS)
+    overlap = slice(int(0.4 * tiny_grid.width), int(0.6 * tiny_grid.width))
+    # Every pixel is covered by one tile or the other: the mosaic has no holes.
+    assert np.isfinite(mosaic.sel(band="B04").values).all()
+    assert (mosaic.sel(band="SCL").values > 0).all()
+    # Outside the overlap, and in it for every band but the marked one, the mosaic is the scene.
+    np.testing.assert_array_equal(mosaic.sel(band="B08").values, full.sel(band="B08").values)
+    np.testing.assert_array_equal(mosaic.sel(band="SCL").values, full.sel(band="SCL").values)
+    b04 = mosaic.sel(band="B04").values
+    np.testing.assert_array_equal(b04[:, : overlap.start], full.sel(band="B04").values[:, : overlap.start])
+    marker = (5000 - 1000) / 10000
+    if cloud_west < cloud_east:  # the west tile wins the overlap: no marker there
+        np.testing.assert_array_equal(b04[:, overlap], full.sel(band="B04").values[:, overlap])
+    else:
+        np.testing.assert_allclose(b04[:, overlap], marker, atol=1e-6)
