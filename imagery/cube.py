@@ -49,7 +49,7 @@ from imagery.errors import (
     ProviderAuthError,
     SceneCorruptError,
 )
-from imagery.providers.base import BufferedSceneProvider, SceneProvider, SceneRef
+from imagery.providers.base import SceneProvider, SceneRef, read_bands_into
 from imagery.providers.local import bbox_intersects
 from imagery.providers.reading import scene_array
 from imagery.sentinel2 import DEFAULT_EXCLUDED_SCL, S2_BANDS
@@ -280,12 +280,7 @@ def _read_bands(
     """Bands of a scene as (y, x) float32 arrays, decoded into ``out`` when the provider can."""
     if out is None:
         out = list(np.empty((len(bands), *grid.shape), dtype=np.float32))
-    if isinstance(provider, BufferedSceneProvider):
-        provider.read_into(scene, grid, bands, out)
-    else:
-        data = provider.read(scene, grid, bands).values
-        for k, buf in enumerate(out):
-            buf[...] = data[k]
+    read_bands_into(provider, scene, grid, bands, out)
     return out
 
 

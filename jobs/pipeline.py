@@ -15,6 +15,7 @@ A batch (``sitewatch refresh --all``, a scheduler tick, an API call) is:
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import socket
@@ -246,6 +247,9 @@ def run_site_job(spec: RefreshSpec, site_id: str, job_id: str, *, engine: Engine
         )  # fmt: skip
     finally:
         lock.release()
+        # A finished datacube and its rioxarray accessor reference each other, so only the cycle
+        # collector frees them; without this a long-lived worker holds several sites' cubes.
+        gc.collect()
     logger.info("job %s: %s", job_id, outcome.label, extra={"site_id": site_id, "job_id": job_id})
     return replace(outcome, counts=counts)
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import xarray as xr
 from sqlalchemy import Engine
 
@@ -36,7 +38,7 @@ from geo import BBox, Grid
 from imagery.cache import SceneCache
 from imagery.cube import REASON_READ_ERROR
 from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavailableError
-from imagery.providers.base import SceneProvider, SceneRef
+from imagery.providers.base import SceneProvider, SceneRef, read_bands_into
 from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, site_grid
 from models.errors import ModelError
 from models.estimate import SceneEstimator
@@ -149,6 +151,12 @@ class RetryingProvider:
         """:meth:`SceneProvider.read`, retried."""
         return self._call(f"read {scene.scene_id}", lambda: self.inner.read(scene, grid, bands))
 
+    def read_into(
+        self, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+    ) -> None:
+        """:meth:`BufferedSceneProvider.read_into`, retried (the cube's fast path survives the wrapper)."""
+        self._call(f"read {scene.scene_id}", lambda: read_bands_into(self.inner, scene, grid, bands, out))
+
 
 class SceneFilteringProvider:
     """A provider whose searches leave out some scenes (rejected ones: they are not read again).
@@ -170,6 +178,12 @@ class SceneFilteringProvider:
     def read(self, scene: SceneRef, grid: Grid, bands: Sequence[str]) -> xr.DataArray:
         """:meth:`SceneProvider.read`, unchanged."""
         return self.inner.read(scene, grid, bands)
+
+    def read_into(
+        self, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+    ) -> None:
+        """:meth:`BufferedSceneProvider.read_into`, unchanged."""
+        read_bands_into(self.inner, scene, grid, bands, out)
 
 
 @dataclass(frozen=True, slots=True)

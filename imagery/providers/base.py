@@ -131,3 +131,18 @@ class BufferedSceneProvider(SceneProvider, Protocol):
     ) -> None:
         """Read bands of a scene onto a grid into ``out``: one C-contiguous (y, x) float32 buffer per band."""
         ...
+
+
+def read_bands_into(
+    provider: SceneProvider, scene: SceneRef, grid: Grid, bands: Sequence[str], out: Sequence[npt.NDArray[np.float32]]
+) -> None:
+    """Decode ``bands`` of a scene into ``out`` (one (y, x) float32 buffer per band).
+
+    Uses the provider's buffered path when it has one, else copies from :meth:`SceneProvider.read`.
+    """
+    if isinstance(provider, BufferedSceneProvider):
+        provider.read_into(scene, grid, bands, out)
+        return
+    data = provider.read(scene, grid, bands).values
+    for k, buf in enumerate(out):
+        buf[...] = data[k]

@@ -237,3 +237,23 @@ def test_submit_refresh_returns_a_job_id_the_api_can_poll(sim_archive, sim_sites
         submit_refresh(engine, settings, "no-such-site")
     with pytest.raises(JobNotFoundError):
         get_job(engine, "0" * 32)
+
+
+def test_refresh_wrappers_keep_the_buffered_read_and_retry_it(sim_archive, sim_sites):
+    import numpy as np
+
+    from imagery.providers.base import BufferedSceneProvider
+    from jobs.progress import site_grid
+    from jobs.refresh import SceneFilteringProvider
+
+    inner = LocalArchiveProvider(sim_archive)
+    grid = site_grid(sim_sites[0])
+    scene = inner.search(sim_sites[0].boundary_wgs84.bounds, date(2025, 1, 1), AS_OF)[0]
+    expected = inner.read(scene, grid, ["B04", "B08"]).values
+    sleeps: list[float] = []
+    wrapped = SceneFilteringProvider(RetryingProvider(_Flaky(inner, 1), sleep=sleeps.append), frozenset())
+    assert isinstance(wrapped, BufferedSceneProvider)
+    out = list(np.full((2, *grid.shape), -1.0, dtype=np.float32))
+    wrapped.read_into(scene, grid, ["B04", "B08"], out)
+    np.testing.assert_array_equal(np.stack(out), expected)
+    assert sleeps == [0.5]  # the first read failed and was retried
