@@ -410,7 +410,19 @@ def _point(plan: Plan, curve: FittedCurve, on: date, opts: CurveOptions) -> Prog
 
 
 def _finished_on(curve: FittedCurve, complete_pct: float) -> date | None:
-    return next((d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= complete_pct), None)
+    """The day the curve reached ``complete_pct``, interpolated between the scenes around it.
+
+    Not the first scene day at or above it: after a cloudy month, that day can be weeks after the
+    site finished, and a finished site keeps the slip it finished with.
+    """
+    for k, (d, v) in enumerate(zip(curve.days, curve.fitted, strict=True)):
+        if v >= complete_pct:
+            if k == 0 or curve.fitted[k - 1] >= v:
+                return d
+            prev, before = curve.days[k - 1], curve.fitted[k - 1]
+            share = (complete_pct - before) / (v - before)
+            return prev + timedelta(days=round(share * (d - prev).days))
+    return None
 
 
 def plan_days_for_percent(plan: Plan, percent: float) -> tuple[date, date] | None:

@@ -286,3 +286,17 @@ def test_too_few_scenes_in_the_window_is_insufficient_evidence_not_a_stall():
     assert evidence.verdict == "insufficient"
     assert evidence.scenes == 2
     assert not summarize("s", PLAN, obs, as_of=as_of, method="t")[0].stalled
+
+
+def test_finish_after_a_cloudy_month_is_dated_between_the_scenes_around_it():
+    # On plan to the end, but no usable scene from mid-November to late January: the plan passes
+    # 97.5 % on about 22 December, and the first clear scene after that is a month later.
+    gap = (date(2025, 11, 15), date(2026, 1, 25))
+    obs = [
+        o for o in _series(PLAN.planned_percent, days=500, noise=0.3) if not gap[0] <= o.acquired_at_utc.date() < gap[1]
+    ]
+    summary, _ = summarize("s", PLAN, obs, as_of=date(2026, 4, 1), method="t")
+    assert summary.observed_pct > 97.5
+    # Dating it on the first scene past 97.5 % would say +25 days (25 January); interpolating
+    # between the scenes around the gap gives about +13 (the truth is -9, inside the gap).
+    assert summary.slip_days <= 15
