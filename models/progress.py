@@ -691,6 +691,8 @@ def stall_evidence(
     observations: Sequence[SceneProgress],
     as_of: date,
     options: CurveOptions | None = None,
+    *,
+    widened: bool = False,
 ) -> StallEvidence:
     """Whether a site has stopped: a likelihood ratio of "stopped" against "moving" on the raw estimates.
 
@@ -713,6 +715,8 @@ def stall_evidence(
             value are ignored).
         as_of: The day of the verdict.
         options: Tuning.
+        widened: Set on the second look, over twice the window, when the first found fewer than
+            ``stall_min_scenes`` scenes; with too few there too, the evidence is insufficient.
 
     Returns:
         The verdict and what it rests on.
@@ -776,6 +780,11 @@ def stall_evidence(
     if expected < opts.stall_planned_pp:
         return StallEvidence("not_expected", round(expected, 2), None, scenes, clear)
     if scenes < opts.stall_min_scenes or clear < opts.stall_min_clear:
+        if not widened:
+            # A cloudy month: look back twice as far. A stop months old is still a stop, and the
+            # plan's expectation grows with the window, so the comparison stays fair.
+            wide = replace(opts, stall_days=2 * opts.stall_days)
+            return stall_evidence(table, curve, observations, as_of, wide, widened=True)
         return StallEvidence("insufficient", round(expected, 2), None, scenes, clear)
     flat, _ = _mixture_fit(y, design, np.zeros_like(y), noise, p_out)
     slow, _ = _mixture_fit(y, design, opts.stall_slow_fraction * moving, noise, p_out)

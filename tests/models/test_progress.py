@@ -279,8 +279,8 @@ def test_too_few_scenes_in_the_window_is_insufficient_evidence_not_a_stall():
     obs = [
         o
         for o in _series(lambda d: PLAN.planned_percent(min(d, stall)), noise=0.3)
-        if not (as_of - timedelta(days=28) < o.acquired_at_utc.date() <= as_of - timedelta(days=10))
-    ]  # a cloudy month: two scenes in the window
+        if not (as_of - timedelta(days=56) < o.acquired_at_utc.date() <= as_of - timedelta(days=10))
+    ]  # two cloudy months: two scenes in the window, and in the window widened to 56 days
     known = [o for o in obs if o.acquired_at_utc.date() <= as_of]
     evidence = stall_evidence(PlanCurves.of(PLAN), fit_curve(known), known, as_of)
     assert evidence.verdict == "insufficient"
@@ -300,3 +300,20 @@ def test_finish_after_a_cloudy_month_is_dated_between_the_scenes_around_it():
     # Dating it on the first scene past 97.5 % would say +25 days (25 January); interpolating
     # between the scenes around the gap gives about +13 (the truth is -9, inside the gap).
     assert summary.slip_days <= 15
+
+
+def test_long_stall_stays_flagged_through_a_cloudy_month():
+    # Stopped in June; in August only two scenes pass the cloud test. The test then looks back
+    # over twice the window instead of dropping a flag that has held for weeks.
+    stall = date(2025, 6, 1)
+    as_of = date(2025, 9, 1)
+    obs = [
+        o
+        for o in _series(lambda d: PLAN.planned_percent(min(d, stall)), noise=0.3)
+        if not (as_of - timedelta(days=28) < o.acquired_at_utc.date() <= as_of - timedelta(days=10))
+    ]
+    known = [o for o in obs if o.acquired_at_utc.date() <= as_of]
+    evidence = stall_evidence(PlanCurves.of(PLAN), fit_curve(known), known, as_of)
+    assert evidence.verdict == "stalled"
+    assert evidence.scenes >= 3
+    assert summarize("s", PLAN, obs, as_of=as_of, method="t")[0].stalled
