@@ -275,6 +275,12 @@ def synthetic_portfolio(seed: int, n_sites: int, *, as_of: date = DEMO_AS_OF) ->
     for k in range(n_sites):
         cell = int(cells[k])
         lon = -175.0 + (cell % 36) * 10.0 + float(rng.uniform(1, 9))
+        if lon > 180.0:
+            # The lattice's last column runs past the antimeridian: wrap it (other sites keep
+            # their exact coordinates, so portfolios of earlier seeds are unchanged), and keep the
+            # centre 0.1 deg off 180 so a site (at most about 1 km across) never straddles it.
+            lon = max(lon - 360.0, -179.9)
+        lon = min(lon, 179.9)
         lat = -45.0 + (cell // 36 % 21) * 5.0 + float(rng.uniform(0.5, 4.5))
         fate = fates[int(rng.choice(len(fates), p=probs))]
         months = int(rng.integers(12, 24))

@@ -18,6 +18,12 @@ against the simulator's truth. The last line printed is JSON:
     baseline_progress_mae_pp   progress_mae_pp of the non-learned baseline, same run
 
 Usage: python bench/progress.py --seeds 101,102,103 --sites-per-seed 6 --json
+
+With ``--cache-dir DIR`` the per-scene estimates of each seed are kept in DIR (a pickle per seed,
+sites per seed and estimator, keyed by a hash of the estimator's and simulator's source), so a rerun
+only refits the curves and scores them: seconds instead of minutes while the curve and flag logic
+changes. Scores from the cache are the same as from a fresh run, since the summary is recomputed
+from the estimates exactly as the progress stage does.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
+import pickle  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
@@ -41,6 +49,16 @@ from imagery.archive import write_archive  # noqa: E402
 from imagery.providers.local import LocalArchiveProvider  # noqa: E402
 from jobs.progress import BASELINE_DAYS, compute_site_progress, make_estimator  # noqa: E402
 from models.progress import CurveOptions, slip_days, summarize  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Sources whose change makes cached per-scene estimates stale.
+ESTIMATE_SOURCES = (
+    "models/estimate.py",
+    "imagery/simulate.py",
+    "imagery/archive.py",
+    "jobs/progress.py",
+    "aoi/demo.py",
+)
 
 AS_OF = DEMO_AS_OF
 COMPLETE = CurveOptions().complete_pct
@@ -70,15 +88,14 @@ def stall_due(site, curve) -> date | None:
     return day
 
 
-def score_site(site, result, curve) -> dict:
-    fitted = [(p.on, p.observed_pct) for p in result.points if site.plan.start <= p.on <= AS_OF]
+def score_site(site, obs, curve, method: str) -> dict:
+    s, points = summarize(site.id, site.plan, obs, as_of=AS_OF, method=method)
+    fitted = [(p.on, p.observed_pct) for p in points if site.plan.start <= p.on <= AS_OF]
     mae = float(np.mean([abs(v - curve.percent(d)) for d, v in fitted])) if fitted else float("nan")
-    s = result.summary
     out = {"site": site.id, "fate": curve.fate.value, "mae_pp": mae, "observed": s.observed_pct,
            "truth": curve.percent(AS_OF), "slip": s.slip_days, "true_slip": true_slip(site, curve),
            "true_slip_earliest": true_slip(site, curve, earliest=True),
            "slip_low": s.slip_low_days, "slip_high": s.slip_high_days}  # fmt: skip
-    obs = result.observations
     if curve.fate is Fate.STALLED and curve.event_day is not None:
         check = curve.event_day + timedelta(days=30)
         out["stall_flagged"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
@@ -96,36 +113,71 @@ def score_site(site, result, curve) -> dict:
     return out
 
 
+def _source_key(methods: list[str]) -> str:
+    h = hashlib.sha256("|".join(methods).encode())
+    for rel in ESTIMATE_SOURCES:
+        h.update((ROOT / rel).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _seed_estimates(seed: int, n_sites: int, estimators: list, cache_dir: Path | None) -> list:
+    """[(site, {method: observations})] for one seed's portfolio, from the cache when it is there."""
+    methods = [e.method for e in estimators]
+    path = None
+    if cache_dir is not None:
+        path = cache_dir / f"seed{seed}-n{n_sites}-{_source_key(methods)}.pkl"
+        if path.exists():
+            with path.open("rb") as f:
+                return pickle.load(f)  # our own cache, written below
+    portfolio = synthetic_portfolio(seed, n_sites)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / f"seed{seed}"
+        start = min(s.plan.start for s in portfolio.sites) - timedelta(days=BASELINE_DAYS + 10)
+        write_archive(root, portfolio.sites, start, AS_OF, seed=seed)
+        provider = LocalArchiveProvider(root)
+        for site in portfolio.sites:
+            by_method = {
+                e.method: compute_site_progress(site, provider=provider, estimator=e, as_of=AS_OF).observations
+                for e in estimators
+            }
+            out.append((site, by_method))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = path.with_suffix(".tmp")
+        with tmp_path.open("wb") as f:
+            pickle.dump(out, f)
+        tmp_path.replace(path)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="101,102,103")
     ap.add_argument("--sites-per-seed", type=int, default=6)
     ap.add_argument("--checkpoint", default="s2")
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="keep per-scene estimates here between runs")
     args = ap.parse_args()
     model = make_estimator(args.checkpoint)
     baseline = make_estimator(None)
     rows, base_rows = [], []
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in (int(s) for s in args.seeds.split(",")):
-            portfolio = synthetic_portfolio(seed, args.sites_per_seed)
-            root = Path(tmp) / f"seed{seed}"
-            start = min(s.plan.start for s in portfolio.sites) - timedelta(days=BASELINE_DAYS + 10)
-            write_archive(root, portfolio.sites, start, AS_OF, seed=seed)
-            provider = LocalArchiveProvider(root)
-            for site in portfolio.sites:
-                curve = fate_curve(site)
-                r = compute_site_progress(site, provider=provider, estimator=model, as_of=AS_OF)
-                rows.append(score_site(site, r, curve))
-                if model.method == baseline.method:  # no checkpoint: the model *is* the baseline
-                    base_rows.append(rows[-1])
-                else:
-                    b = compute_site_progress(site, provider=provider, estimator=baseline, as_of=AS_OF)
-                    base_rows.append(score_site(site, b, curve))
-                if not args.json:
-                    print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
-                          file=sys.stderr)  # fmt: skip
+    estimators = [model] if model.method == baseline.method else [model, baseline]
+    for seed in (int(s) for s in args.seeds.split(",")):
+        estimates = _seed_estimates(seed, args.sites_per_seed, estimators, args.cache_dir)
+        for site, by_method in estimates:
+            curve = fate_curve(site)
+            rows.append(score_site(site, by_method[model.method], curve, model.method))
+            # No checkpoint: the model *is* the baseline.
+            base_rows.append(
+                rows[-1]
+                if model.method == baseline.method
+                else score_site(site, by_method[baseline.method], curve, baseline.method)
+            )
+            if not args.json:
+                print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
+                      file=sys.stderr)  # fmt: skip
     stalls = [r["stall_flagged"] for r in rows if "stall_flagged" in r]
     stalls_due = [r["stall_flagged_due"] for r in rows if "stall_flagged_due" in r]
     result = {

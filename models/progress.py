@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +39,26 @@ class CurveOptions:
         reversal_min_scenes: Scenes after the drop needed to call it sustained.
         rate_window_days: Window of the recent progress rate.
         stall_days: No progress for this long, while the plan expects some, is a stall.
-        stall_min_pp: Less observed progress than this over the stall window counts as none.
+        stall_min_pp: Less observed progress than this over the stall window counts as none
+            (round one's anchored-slope test).
         stall_planned_pp: The plan, followed at the site's own pace, must expect at least this
             much *visible* progress over the stall window.
+        stall_noise_pp: Scatter (1 sigma, pp) of a good per-scene estimate from a clear scene.
+        stall_noise_partial_pp: The same for a scene that saw less than ``stall_clear_seen``.
+        stall_outlier_clear: Chance that a clear scene is misread (a building flickering in or
+            out of view, by 10-20 pp).
+        stall_outlier_partial: The same for a scene that saw less.
+        stall_clear_seen: Seen share of the footprints that makes a scene clear.
+        stall_min_scenes: Scenes with an estimate needed in the stall window before any verdict;
+            with fewer, the evidence is insufficient and no stall is flagged.
+        stall_min_clear: Of those, clear scenes needed.
+        stall_slow_fraction: The alternative to "stopped" is "moving at this fraction of the
+            site's own pace", so a site that merely slowed down is not called stalled.
+        stall_log_ratio: Natural log of how many times likelier "stopped" must be than "moving"
+            for the flag (0: at least as likely; see :func:`is_stalled`). Higher trades recall for
+            fewer false stalls.
+        stall_confirm_days: The test must also have said "stalled" this many days earlier (on
+            what was known then) before the flag is raised; 0 for no confirmation.
         level_tol_pp: Readings within this of each other date to the same plan day (how flat the
             visible plan must be to count as a plateau when dating observed progress).
         min_pace: Slowest pace (plan days per day) assumed when projecting a site through a plateau.
@@ -58,6 +76,16 @@ class CurveOptions:
     stall_days: int = 28
     stall_min_pp: float = 1.5
     stall_planned_pp: float = 3.0
+    stall_noise_pp: float = 1.0
+    stall_noise_partial_pp: float = 2.5
+    stall_outlier_clear: float = 0.15
+    stall_outlier_partial: float = 0.5
+    stall_clear_seen: float = 0.97
+    stall_min_scenes: int = 3
+    stall_min_clear: int = 0
+    stall_slow_fraction: float = 0.5
+    stall_log_ratio: float = 0.0
+    stall_confirm_days: int = 0
     level_tol_pp: float = 2.0
     min_pace: float = 0.25
     max_pace: float = 2.0
@@ -314,7 +342,8 @@ def summarize(
     """
     opts = options or CurveOptions()
     usable = [o for o in observations if o.acquired_at_utc.date() <= as_of]
-    curve = fit_curve(fill_unseen_phases(usable, [p.weight for p in plan.phases]), opts)
+    filled = fill_unseen_phases(usable, [p.weight for p in plan.phases])
+    curve = fit_curve(filled, opts)
     planned_now = plan.planned_percent(as_of)
     used = sum(o.percent is not None for o in usable)
     points = [_point(plan, curve, d, opts) for d in sorted(set(curve.days))]
@@ -334,7 +363,7 @@ def summarize(
     half = band_halfwidth(curve, as_of, opts) or 0.0
     rate = _rate(curve, as_of, opts.rate_window_days)
     table = PlanCurves.of(plan)
-    stalled = _stalled(table, curve, as_of, opts)
+    stalled = is_stalled(table, curve, filled, as_of, opts)
     # A stalled site is not moved on past its newest scene.
     position = plan_position(table, curve, as_of, opts, project=not stalled)
     finished_on = _finished_on(curve, opts.complete_pct)
@@ -381,7 +410,19 @@ def _point(plan: Plan, curve: FittedCurve, on: date, opts: CurveOptions) -> Prog
 
 
 def _finished_on(curve: FittedCurve, complete_pct: float) -> date | None:
-    return next((d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= complete_pct), None)
+    """The day the curve reached ``complete_pct``, interpolated between the scenes around it.
+
+    Not the first scene day at or above it: after a cloudy month, that day can be weeks after the
+    site finished, and a finished site keeps the slip it finished with.
+    """
+    for k, (d, v) in enumerate(zip(curve.days, curve.fitted, strict=True)):
+        if v >= complete_pct:
+            if k == 0 or curve.fitted[k - 1] >= v:
+                return d
+            prev, before = curve.days[k - 1], curve.fitted[k - 1]
+            share = (complete_pct - before) / (v - before)
+            return prev + timedelta(days=round(share * (d - prev).days))
+    return None
 
 
 def plan_days_for_percent(plan: Plan, percent: float) -> tuple[date, date] | None:
@@ -513,7 +554,14 @@ class PlanPosition:
 
 
 def plan_position(
-    table: PlanCurves, curve: FittedCurve, on: date, options: CurveOptions | None = None, *, project: bool = True
+    table: PlanCurves,
+    curve: FittedCurve,
+    on: date,
+    options: CurveOptions | None = None,
+    *,
+    project: bool = True,
+    level: float | None = None,
+    entered: date | None = None,
 ) -> PlanPosition | None:
     """Date a site's observed progress on its plan, robust where the plan is flat.
 
@@ -528,18 +576,22 @@ def plan_position(
     scene placed it at the same pace when ``project`` is set; the band then reaches back to the
     newest scene's position (no progress since).
 
+    ``level`` replaces the curve's value as the observed progress to place, and ``entered`` the
+    day the curve reached it (the stall test passes both, taken robustly from the raw estimates).
+
     Returns:
         The position, or None before the first observation.
     """
     opts = options or CurveOptions()
     if project and curve.days and on > curve.days[-1]:
-        newest = plan_position(table, curve, curve.days[-1], opts, project=False)
+        newest = plan_position(table, curve, curve.days[-1], opts, project=False, level=level, entered=entered)
         if newest is None:
             return None
         moved = min(newest.index + newest.pace * (on - curve.days[-1]).days, float(len(table.visible) - 1))
         return PlanPosition(moved, newest.earliest, max(newest.latest, math.ceil(moved)), newest.pace)
-    level = curve.value(on)
     if level is None:
+        level = curve.value(on)
+    if level is None or not curve.days or on < curve.days[0]:
         return None
     half = band_halfwidth(curve, on, opts) or 0.0
     first, last = _level_set(table.visible, level, opts.level_tol_pp)
@@ -547,9 +599,10 @@ def plan_position(
     if first is None:  # above anything the plan shows (over-read near the end): the end
         return PlanPosition(float(n), n, n, 1.0)
     # When the curve entered this level, and the pace that brought it there.
-    entered = next(
-        (d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= level - opts.level_tol_pp and d <= on), on
-    )
+    if entered is None:
+        entered = next(
+            (d for d, v in zip(curve.days, curve.fitted, strict=True) if v >= level - opts.level_tol_pp and d <= on), on
+        )
     elapsed = (entered - table.origin).days
     pace = first / elapsed if elapsed > 0 and first > 0 else 1.0
     pace = float(np.clip(pace, opts.min_pace, opts.max_pace))
@@ -610,8 +663,138 @@ def _forecast(
     return at(max(fastest, central_rate)), at(central_rate), late
 
 
-def _stalled(table: PlanCurves, curve: FittedCurve, as_of: date, opts: CurveOptions) -> bool:
-    """No observed progress over the last ``stall_days`` while the plan expects visible progress.
+@dataclass(frozen=True, slots=True)
+class StallEvidence:
+    """The stall test's verdict on one day, with what it rests on.
+
+    Attributes:
+        verdict: ``"stalled"``; ``"moving"``; ``"not_expected"`` (the plan, at the site's pace,
+            expects less than ``stall_planned_pp`` of visible progress in the window, or the site
+            is complete); ``"insufficient"`` (too few scenes in the window, or the site not
+            watched long enough, to tell).
+        expected_pp: Visible progress the plan expects over the window at the site's pace.
+        log_ratio: ln(likelihood of "stopped" / likelihood of "moving"); None without a test.
+        scenes: Scenes with an estimate in the window.
+        clear_scenes: Those that saw at least ``stall_clear_seen`` of the footprints.
+    """
+
+    verdict: Literal["stalled", "moving", "not_expected", "insufficient"]
+    expected_pp: float
+    log_ratio: float | None
+    scenes: int
+    clear_scenes: int
+
+
+def stall_evidence(
+    table: PlanCurves,
+    curve: FittedCurve,
+    observations: Sequence[SceneProgress],
+    as_of: date,
+    options: CurveOptions | None = None,
+    *,
+    widened: bool = False,
+) -> StallEvidence:
+    """Whether a site has stopped: a likelihood ratio of "stopped" against "moving" on the raw estimates.
+
+    The per-scene estimates of the last ``stall_days`` (the window) and of the ``stall_days``
+    before it (the run-up) are compared with two trajectories. Both share a free level at the
+    window's start and a free straight run-up into it, so the run-up anchors the level (a stop
+    right after steady progress is seen sooner than within the window alone). Inside the window,
+    "stopped" stays flat; "moving" follows the visible plan from where the site stood at the
+    window's start, at ``stall_slow_fraction`` of the pace it kept until then (slow, but moving).
+
+    Each estimate's likelihood is a mixture: within the scatter of a good reading of the
+    trajectory, or misread (uniform over 60 pp), with a scatter and a chance of misreading that
+    depend on how much of the footprints the scene saw. Both are fitted by EM. A building that
+    flickers in and out of view (readings 10-20 pp off) then neither fakes a stall nor hides one.
+
+    Args:
+        table: The site's plan, tabulated.
+        curve: The fitted curve (places the site on its plan at the window's start).
+        observations: The per-scene estimates the curve was fitted to (any order; those without a
+            value are ignored).
+        as_of: The day of the verdict.
+        options: Tuning.
+        widened: Set on the second look, over twice the window, when the first found fewer than
+            ``stall_min_scenes`` scenes; with too few there too, the evidence is insufficient.
+
+    Returns:
+        The verdict and what it rests on.
+    """
+    opts = options or CurveOptions()
+    start = as_of - timedelta(days=opts.stall_days)
+    if not curve.days or curve.days[0] > start - timedelta(days=opts.stall_days // 2):
+        return StallEvidence("insufficient", 0.0, None, 0, 0)  # not watched long enough to say
+    recent = sorted(
+        (
+            o
+            for o in observations
+            if o.percent is not None and start - timedelta(days=opts.stall_days) < o.acquired_at_utc.date() <= as_of
+        ),
+        key=lambda o: o.acquired_at_utc,
+    )
+    x = np.array([(o.acquired_at_utc.date() - start).days for o in recent], dtype=np.float64)
+    seen = np.array([o.observed_fraction for o in recent], dtype=np.float64)
+    in_window = x > 0
+    scenes = int(in_window.sum())
+    clear = int((in_window & (seen >= opts.stall_clear_seen)).sum())
+    # Expected visible progress over the window, at the site's own pace from where it stood.
+    before = [k for k, d in enumerate(curve.days) if d <= start]
+    history = FittedCurve(
+        tuple(curve.days[k] for k in before),
+        tuple(curve.fitted[k] for k in before),
+        tuple(curve.sigma[k] for k in before),
+        (),
+        tuple(curve.obs[k] for k in before),
+    )
+    y = np.array([float(o.percent or 0.0) for o in recent], dtype=np.float64)
+    is_clear = seen >= opts.stall_clear_seen
+    noise = np.where(is_clear, opts.stall_noise_pp, opts.stall_noise_partial_pp)
+    p_out = np.where(is_clear, opts.stall_outlier_clear, opts.stall_outlier_partial)
+    design = np.column_stack([np.ones_like(x), np.minimum(x, 0.0)])
+    # Where the site stood at the window's start: a robust line through the run-up. The fitted
+    # curve can sit several pp high after upward misreads, which on a plateau of the visible plan
+    # would place the site past the plateau and make it expect a jump it has not reached.
+    level0 = history.value(start)
+    runup = ~in_window
+    if runup.sum() >= 2:
+        _, beta = _mixture_fit(y[runup], design[runup], np.zeros(int(runup.sum())), noise[runup], p_out[runup])
+        level0 = float(np.clip(beta[0], 0.0, 100.0))
+    pos = plan_position(table, history, start, opts, level=level0, entered=_entered(observations, level0, start, opts))
+    if pos is None or level0 is None or level0 >= opts.complete_pct:
+        return StallEvidence("not_expected", 0.0, None, scenes, clear)
+    grid = np.arange(len(table.visible), dtype=np.float64)
+    here = float(np.interp(pos.index, grid, table.visible))
+
+    def expected_at(days: FloatArray) -> FloatArray:
+        ahead = np.minimum(pos.index + pos.pace * np.maximum(days, 0.0), grid[-1])
+        return np.asarray(np.interp(ahead, grid, table.visible) - here, dtype=np.float64)
+
+    expected = float(expected_at(np.array([float(opts.stall_days)]))[0])
+    moving = expected_at(x)
+    if start > table.day(len(table.visible) - 1):
+        # The plan has ended with the site unfinished: it expects the rest, at no less than the
+        # stall threshold's pace.
+        expected = max(expected, 100.0 - level0)
+        moving = np.maximum(x, 0.0) * opts.stall_planned_pp / opts.stall_days
+    if expected < opts.stall_planned_pp:
+        return StallEvidence("not_expected", round(expected, 2), None, scenes, clear)
+    if scenes < opts.stall_min_scenes or clear < opts.stall_min_clear:
+        if not widened:
+            # A cloudy month: look back twice as far. A stop months old is still a stop, and the
+            # plan's expectation grows with the window, so the comparison stays fair.
+            wide = replace(opts, stall_days=2 * opts.stall_days)
+            return stall_evidence(table, curve, observations, as_of, wide, widened=True)
+        return StallEvidence("insufficient", round(expected, 2), None, scenes, clear)
+    flat, _ = _mixture_fit(y, design, np.zeros_like(y), noise, p_out)
+    slow, _ = _mixture_fit(y, design, opts.stall_slow_fraction * moving, noise, p_out)
+    ratio = flat - slow
+    verdict: Literal["stalled", "moving"] = "stalled" if ratio >= opts.stall_log_ratio else "moving"
+    return StallEvidence(verdict, round(expected, 2), round(ratio, 3), scenes, clear)
+
+
+def anchored_stall(table: PlanCurves, curve: FittedCurve, as_of: date, opts: CurveOptions) -> bool:
+    """The anchored-slope test: no progress seen over the last ``stall_days`` while the plan expects visible progress.
 
     Observed progress: the level at the window's start is anchored on the history before it (a
     weighted linear fit over the preceding ``2 * stall_days``); the slope inside the window is then
@@ -656,6 +839,92 @@ def _stalled(table: PlanCurves, curve: FittedCurve, as_of: date, opts: CurveOpti
         # The plan has ended with the site unfinished: it expects the rest.
         expected = max(expected, 100.0 - level0)
     return expected >= opts.stall_planned_pp and progressed < opts.stall_min_pp
+
+
+def is_stalled(
+    table: PlanCurves, curve: FittedCurve, observations: Sequence[SceneProgress], as_of: date, opts: CurveOptions
+) -> bool:
+    """The stall flag: the anchored-slope test says stalled and the likelihood ratio does not object.
+
+    :func:`anchored_stall` has the power to flag a stop within a month, but an upward misread
+    in its anchor, or a site that is merely slow, fakes a stop. :func:`stall_evidence` is robust
+    to misreads but, on the three to five scenes of a month, too weak to flag alone (measured:
+    0 of 6 stalls on seeds 301-402 at a threshold with one false stall on 101-105). So a stall
+    needs both: the anchored test, and at least ``stall_log_ratio`` for "stopped" over "moving"
+    (with enough scenes in the window to compute it). When ``stall_confirm_days`` is set, the same
+    must have held that many days earlier, on what was known then.
+    """
+    if not _stall_test(table, curve, observations, as_of, opts):
+        return False
+    if opts.stall_confirm_days <= 0:
+        return True
+    earlier = as_of - timedelta(days=opts.stall_confirm_days)
+    known = [o for o in observations if o.acquired_at_utc.date() <= earlier]
+    return _stall_test(table, fit_curve(known, opts), known, earlier, opts)
+
+
+def _stall_test(
+    table: PlanCurves, curve: FittedCurve, observations: Sequence[SceneProgress], as_of: date, opts: CurveOptions
+) -> bool:
+    if not anchored_stall(table, curve, as_of, opts):
+        return False
+    evidence = stall_evidence(table, curve, observations, as_of, opts)
+    return evidence.log_ratio is not None and evidence.log_ratio >= opts.stall_log_ratio
+
+
+def _entered(
+    observations: Sequence[SceneProgress], level: float | None, until: date, opts: CurveOptions
+) -> date | None:
+    """First day on which most clear estimates of the following ``smooth_days`` were at ``level`` or above.
+
+    A majority vote, so upward misreads (common while a building flickers into view) do not
+    date the arrival early, as they do on the fitted curve. None when no day qualifies.
+    """
+    if level is None:
+        return None
+    clear = sorted(
+        (o.acquired_at_utc.date(), float(o.percent))
+        for o in observations
+        if o.percent is not None and o.observed_fraction >= opts.stall_clear_seen and o.acquired_at_utc.date() <= until
+    )
+    for k, (day, _) in enumerate(clear):
+        near = [v for d, v in clear[k:] if (d - day).days <= opts.smooth_days]
+        if float(np.median(near)) >= level - opts.level_tol_pp:
+            return day
+    return None
+
+
+#: Spread (pp) of a misread estimate: uniform over this range.
+_OUTLIER_SPAN_PP = 60.0
+
+
+def _mixture_fit(
+    y: FloatArray, design: FloatArray, offset: FloatArray, noise: FloatArray, p_out: FloatArray, *, iterations: int = 25
+) -> tuple[float, FloatArray]:
+    """Maximised log-likelihood, and ``beta``, of ``y = design @ beta + offset`` under a good-reading/misread mixture.
+
+    Each estimate is a good reading (Gaussian, sigma ``noise``) with chance ``1 - p_out``, else
+    misread (uniform over ``_OUTLIER_SPAN_PP``). EM: weighted least squares on the chance that
+    each estimate is a good reading, from the prior chances.
+    """
+    good = 1.0 - p_out
+    resid = y - offset
+    loglik = -math.inf
+    beta: FloatArray = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        sw = np.sqrt(good) / noise
+        solution, *_ = np.linalg.lstsq(design * sw[:, None], resid * sw, rcond=None)
+        beta = np.asarray(solution, dtype=np.float64)
+        z = (resid - design @ beta) / noise
+        inlier = (1.0 - p_out) * np.exp(-0.5 * z**2) / (noise * math.sqrt(2.0 * math.pi))
+        total = inlier + p_out / _OUTLIER_SPAN_PP
+        new = float(np.log(total).sum())
+        good = np.maximum(inlier / total, 1e-6)
+        if new - loglik < 1e-6:
+            loglik = max(loglik, new)
+            break
+        loglik = new
+    return loglik, beta
 
 
 def visible_planned_percent(plan: Plan, on: date) -> float:
