@@ -247,11 +247,26 @@ def run_site_job(spec: RefreshSpec, site_id: str, job_id: str, *, engine: Engine
         )  # fmt: skip
     finally:
         lock.release()
-        # A finished datacube and its rioxarray accessor reference each other, so only the cycle
-        # collector frees them; without this a long-lived worker holds several sites' cubes.
-        gc.collect()
+        _collect_cycles()
     logger.info("job %s: %s", job_id, outcome.label, extra={"site_id": site_id, "job_id": job_id})
     return replace(outcome, counts=counts)
+
+
+_heap_frozen = False
+
+
+def _collect_cycles() -> None:
+    """Free the site's datacube now: it and its rioxarray accessor reference each other.
+
+    Without this a long-lived worker holds several sites' cubes until a full collection. A full
+    collection walks the whole heap (0.3 s with torch loaded), so the first one freezes what
+    survives it (modules, the model): later ones only look at what sites allocated since.
+    """
+    global _heap_frozen
+    gc.collect()
+    if not _heap_frozen:
+        gc.freeze()
+        _heap_frozen = True
 
 
 def _start(engine: Engine, spec: RefreshSpec, site_id: str, job_id: str) -> int:
