@@ -58,6 +58,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -350,12 +351,7 @@ def parts(args: argparse.Namespace) -> None:
     schema = admin = None
     url = args.database_url or f"sqlite:///{work / 'bench.db'}"
     try:
-        if url.startswith("postgresql"):
-            schema = f"bench_iot_{uuid.uuid4().hex[:8]}"
-            admin = store.connect(url)
-            with admin.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema},public"
+        url, admin, schema = _private_schema(url)
         engine = store.connect(url)
         store.upgrade(engine)
         repo.save_portfolio(engine, demo_portfolio())
@@ -428,10 +424,7 @@ def parts(args: argparse.Namespace) -> None:
         if broker is not None:
             broker.terminate()
             broker.wait(10)
-        if schema is not None and admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
+        _drop_schema(admin, schema)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -542,6 +535,24 @@ def main() -> None:
     run(args)
 
 
+def _private_schema(url: str) -> tuple[str, Any, str | None]:
+    """On PostgreSQL, a throwaway schema: (URL whose search_path starts there, admin engine, name)."""
+    if not url.startswith("postgresql"):
+        return url, None, None
+    schema = f"bench_iot_{uuid.uuid4().hex[:8]}"
+    admin = store.connect(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema},public", admin, schema
+
+
+def _drop_schema(admin: Any, schema: str | None) -> None:
+    if schema is not None and admin is not None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
 def run(args: argparse.Namespace) -> None:
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
     work = Path(tempfile.mkdtemp(prefix="sitewatch-bench-iot-"))
@@ -553,12 +564,7 @@ def run(args: argparse.Namespace) -> None:
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if url.startswith("postgresql"):
-            schema = f"bench_iot_{uuid.uuid4().hex[:8]}"
-            admin = store.connect(url)
-            with admin.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema},public"
+        url, admin, schema = _private_schema(url)
         engine = store.connect(url)
         store.upgrade(engine)
         repo.save_portfolio(engine, demo_portfolio())
@@ -697,10 +703,7 @@ def run(args: argparse.Namespace) -> None:
         if broker is not None:
             broker.terminate()
             broker.wait(10)
-        if schema is not None and admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
+        _drop_schema(admin, schema)
         shutil.rmtree(work, ignore_errors=True)
 
 
