@@ -112,6 +112,10 @@ class ProgressSummary:
             confidence band, or the site at the end of a stretch of its plan imagery cannot tell
             apart (a pause, or buildings not yet showing). None when there is no slip.
         slip_high_days: High end of the slip range (bottom of the band, start of such a stretch).
+        stall_check: What the stall test could tell on ``as_of``: ``"stalled"`` (the flag is
+            raised), ``"not_stalled"``, ``"not_expected"`` (the plan expects no visible progress
+            in the window) or ``"insufficient"`` (too few clear scenes to tell: a cloudy month
+            cannot clear a site). None for summaries stored before it existed.
     """
 
     site_id: str
@@ -135,3 +139,4 @@ class ProgressSummary:
     method: str
     slip_low_days: int | None = None
     slip_high_days: int | None = None
+    stall_check: str | None = None

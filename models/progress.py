@@ -364,6 +364,7 @@ def summarize(
     rate = _rate(curve, as_of, opts.rate_window_days)
     table = PlanCurves.of(plan)
     stalled = is_stalled(table, curve, filled, as_of, opts)
+    stall_check = stall_check_of(stalled, stall_evidence(table, curve, filled, as_of, opts))
     # A stalled site is not moved on past its newest scene.
     position = plan_position(table, curve, as_of, opts, project=not stalled)
     finished_on = _finished_on(curve, opts.complete_pct)
@@ -393,6 +394,7 @@ def summarize(
         method=method,
         slip_low_days=slip_low,
         slip_high_days=slip_high,
+        stall_check=stall_check,
     )
     return summary, points
 
@@ -839,6 +841,15 @@ def anchored_stall(table: PlanCurves, curve: FittedCurve, as_of: date, opts: Cur
         # The plan has ended with the site unfinished: it expects the rest.
         expected = max(expected, 100.0 - level0)
     return expected >= opts.stall_planned_pp and progressed < opts.stall_min_pp
+
+
+def stall_check_of(stalled: bool, evidence: StallEvidence) -> str:
+    """What an officer is told about stalls: the flag, or why it is down (no verdict is not "fine")."""
+    if stalled:
+        return "stalled"
+    if evidence.verdict in ("insufficient", "not_expected"):
+        return evidence.verdict
+    return "not_stalled"
 
 
 def is_stalled(

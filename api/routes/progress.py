@@ -120,6 +120,11 @@ class ProgressSummaryPublic(BaseModel):
     deviation_pp: float | None = Field(description="observed_pct - planned_pct, percentage points")
     slip_days: int | None = Field(description="Days behind plan (earned schedule); negative when ahead")
     stalled: bool = Field(description="The plan expects progress and none was seen for the stall window")
+    stall_check: str | None = Field(
+        default=None,
+        description='"stalled", "not_stalled", "not_expected" (no visible progress due) or "insufficient" '
+        "(too few clear scenes in the window to tell)",
+    )
     last_observation: date | None = Field(description="Sensing day of the newest usable scene")
     method: str = Field(description='"baseline:<name>" or "model:<checkpoint>@<sha12>"')
 
@@ -136,6 +141,7 @@ class ProgressSummaryPublic(BaseModel):
             deviation_pp=s.deviation_pp,
             slip_days=s.slip_days,
             stalled=s.stalled,
+            stall_check=s.stall_check,
             last_observation=s.last_observation,
             method=s.method,
         )

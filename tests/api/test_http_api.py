@@ -132,7 +132,7 @@ def test_portfolio_progress_pages_match_each_sites_own_progress(api: ApiState):
                 break
         site_ids = sorted(f["id"] for f in c.get("/v1/sites").json()["features"])
         assert [i["site_id"] for i in items] == site_ids  # every site once, in id order
-        fields = ("as_of", "planned_pct", "observed_pct", "deviation_pp", "slip_days", "stalled")
+        fields = ("as_of", "planned_pct", "observed_pct", "deviation_pp", "slip_days", "stalled", "stall_check")
         for item in items:
             own = c.get(f"/v1/sites/{item['site_id']}/progress").json()["summary"]
             assert {k: item[k] for k in fields} == {k: own[k] for k in fields}

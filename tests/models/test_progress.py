@@ -87,9 +87,11 @@ def test_stall_is_flagged_within_a_month_and_not_before():
         before, _ = summarize("s", PLAN, obs, as_of=stall - timedelta(days=5), method="test")
         after, _ = summarize("s", PLAN, obs, as_of=stall + timedelta(days=30), method="test")
         assert not before.stalled
+        assert before.stall_check == "not_stalled"
         flagged += after.stalled
         if after.stalled:
             assert after.forecast_completion is None
+            assert after.stall_check == "stalled"
     assert flagged >= 17  # measured 19/20 at 1.5 pp per-scene noise
 
 
@@ -285,7 +287,10 @@ def test_too_few_scenes_in_the_window_is_insufficient_evidence_not_a_stall():
     evidence = stall_evidence(PlanCurves.of(PLAN), fit_curve(known), known, as_of)
     assert evidence.verdict == "insufficient"
     assert evidence.scenes == 2
-    assert not summarize("s", PLAN, obs, as_of=as_of, method="t")[0].stalled
+    summary = summarize("s", PLAN, obs, as_of=as_of, method="t")[0]
+    assert not summary.stalled
+    # The officer is told the flag is down for want of scenes, not because the site is moving.
+    assert summary.stall_check == "insufficient"
 
 
 def test_finish_after_a_cloudy_month_is_dated_between_the_scenes_around_it():

@@ -55,3 +55,12 @@ def test_latest_summary_page_walks_sites_in_id_order_with_a_cursor_and_scope(eng
     assert [s.site_id for s in scoped] == [ids[0], ids[3]]
     assert progress_repo.latest_summary_page(engine, site_ids=[]) == []
     assert progress_repo.latest_summary_page(engine, after_site_id=ids[-1]) == []
+
+
+def test_summaries_stored_before_stall_check_existed_still_load():
+    site = demo_portfolio().sites[0]
+    base = replace(synthetic_progress(site), stall_check="insufficient")
+    raw = progress_repo.summary_to_json(base)
+    assert progress_repo.summary_from_json(raw).stall_check == "insufficient"
+    del raw["stall_check"]  # a row written by an older release
+    assert progress_repo.summary_from_json(raw).stall_check is None
