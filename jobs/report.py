@@ -59,8 +59,6 @@ logger = logging.getLogger(__name__)
 ACTIVITY_DAYS = 90
 #: True colour bands, red, green, blue (Sentinel-2 names).
 TRUE_COLOUR_BANDS = ("B04", "B03", "B02")
-#: Audit action of a note an officer adds to a case (``POST /v1/cases/{id}/notes``).
-CASE_NOTE_ACTION = "note"
 #: Okabe-Ito hues not used for risk bands, and a dash per phase: the web map's phase styles.
 PHASE_STYLES: tuple[tuple[str, tuple[float, ...] | None], ...] = (
     ("#009e73", None),
@@ -98,15 +96,6 @@ class MapSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class CaseNote:
-    """A note an officer added to a watch-list case (kept in the audit trail)."""
-
-    at_utc: datetime
-    by: str
-    note: str
-
-
-@dataclass(frozen=True, slots=True)
 class SiteReport:
     """Everything the site report shows, gathered once (see :func:`gather_site_report`)."""
 
@@ -124,7 +113,7 @@ class SiteReport:
     #: Alerts of the loan that are not resolved (open or acknowledged), newest first.
     alerts: tuple[AlertRecord, ...]
     case: CaseRecord | None
-    case_notes: tuple[CaseNote, ...]
+    case_notes: tuple[risk_repo.CaseNoteRecord, ...]
     snapshot: MapSnapshot
     generated_at_utc: datetime
     #: Change-detection checkpoint configured for the overlay ("" or None: spectral-index estimator).
@@ -141,17 +130,6 @@ class SiteReport:
 
 
 # ---------------------------------------------------------------- gather (I/O)
-
-
-def case_notes(engine: Engine, case_id: int) -> list[CaseNote]:
-    """Notes officers added to a case, oldest first (from the audit trail)."""
-    entries = repo.audit_entries(engine, entity_id=str(case_id))
-    notes = [
-        CaseNote(e["at"], str(e["actor"]), str((e["detail"] or {}).get("note", "")))
-        for e in entries
-        if e["entity"] == "case" and e["action"] == CASE_NOTE_ACTION
-    ]
-    return sorted(notes, key=lambda n: n.at_utc)
 
 
 def newest_clear_scene(records: Sequence[SceneRecord]) -> SceneRecord | None:
@@ -272,7 +250,7 @@ def gather_site_report(
     alerts = tuple(a for a in risk_repo.list_alerts(engine, loan_id=site.loan_id) if a.status != "resolved")
     cases = [c for c in risk_repo.list_cases(engine, status=None) if c.loan_id == site.loan_id]
     case = next((c for c in cases if c.status == "open"), cases[0] if cases else None)
-    notes = tuple(case_notes(engine, case.id)) if case is not None else ()
+    notes = tuple(risk_repo.case_notes(engine, case.id)) if case is not None else ()
     try:
         borrower: str | None = repo.get_loan(engine, site.loan_id).borrower
     except LookupError:

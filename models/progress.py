@@ -142,6 +142,17 @@ class FittedCurve:
         x = np.array([d.toordinal() for d in self.days], dtype=np.float64)
         return float(np.interp(on.toordinal(), x, np.asarray(self.fitted)))
 
+    def until(self, last: date) -> FittedCurve:
+        """The curve as known on ``last``: its points up to that day, without reversal events."""
+        keep = [k for k, d in enumerate(self.days) if d <= last]
+        return FittedCurve(
+            tuple(self.days[k] for k in keep),
+            tuple(self.fitted[k] for k in keep),
+            tuple(self.sigma[k] for k in keep),
+            (),
+            tuple(self.obs[k] for k in keep) if self.obs else (),
+        )
+
 
 def _weights(obs: Sequence[SceneProgress]) -> FloatArray:
     # Seen share and decisiveness both shrink an estimate's weight; floors keep weak scenes in play.
@@ -741,14 +752,7 @@ def stall_evidence(
     scenes = int(in_window.sum())
     clear = int((in_window & (seen >= opts.stall_clear_seen)).sum())
     # Expected visible progress over the window, at the site's own pace from where it stood.
-    before = [k for k, d in enumerate(curve.days) if d <= start]
-    history = FittedCurve(
-        tuple(curve.days[k] for k in before),
-        tuple(curve.fitted[k] for k in before),
-        tuple(curve.sigma[k] for k in before),
-        (),
-        tuple(curve.obs[k] for k in before),
-    )
+    history = curve.until(start)
     y = np.array([float(o.percent or 0.0) for o in recent], dtype=np.float64)
     is_clear = seen >= opts.stall_clear_seen
     noise = np.where(is_clear, opts.stall_noise_pp, opts.stall_noise_partial_pp)
@@ -823,14 +827,7 @@ def anchored_stall(table: PlanCurves, curve: FittedCurve, as_of: date, opts: Cur
     xs, ys, ws = x[win], y[win] - level0, w[win]
     slope = float(np.sum(ws * xs * ys) / np.sum(ws * xs * xs))
     progressed = slope * opts.stall_days
-    before = [k for k, d in enumerate(curve.days) if d <= start]
-    history = FittedCurve(
-        tuple(curve.days[k] for k in before),
-        tuple(curve.fitted[k] for k in before),
-        tuple(curve.sigma[k] for k in before),
-        (),
-        tuple(curve.obs[k] for k in before),
-    )
+    history = curve.until(start)
     pos = plan_position(table, history, start, opts)
     if pos is None:
         return False

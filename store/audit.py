@@ -11,7 +11,7 @@ from store.schema import AuditRow, utcnow
 
 def put_audit(
     session: Session, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any] | None = None
-) -> None:
+) -> AuditRow:
     """Add one audit entry inside the caller's transaction (it commits or rolls back with the change).
 
     Args:
@@ -21,7 +21,10 @@ def put_audit(
         entity: The kind of thing changed, e.g. "site", "alert", "scene".
         entity_id: Its id.
         detail: Anything else worth keeping (JSON).
+
+    Returns:
+        The new entry.
     """
-    session.add(
-        AuditRow(at=utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail or {})
-    )
+    row = AuditRow(at=utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail or {})
+    session.add(row)
+    return row

@@ -30,7 +30,7 @@ from store.risk_schema import (
     RejectedFeedRow,
     ScoreRow,
 )
-from store.schema import utcnow
+from store.schema import AuditRow, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -829,6 +829,56 @@ def _open_case_row(session: Session, case_id: int) -> CaseRow:
     if row.status != "open":
         raise RiskStateError(f"case {case_id} is {row.status}")
     return row
+
+
+def get_case(engine: Engine, case_id: int) -> CaseRecord:
+    """One case with its tasks and alert ids.
+
+    Raises:
+        CaseNotFoundError: no such case.
+    """
+    with Session(engine) as session:
+        row = session.get(CaseRow, case_id)
+        if row is None:
+            raise CaseNotFoundError(f"no case {case_id}")
+        return _case_records(session, [row])[0]
+
+
+#: Audit action of a note an officer adds to a case (notes live in the audit trail).
+CASE_NOTE_ACTION = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseNoteRecord:
+    """A note an officer added to a watch-list case."""
+
+    at_utc: datetime
+    by: str
+    note: str
+
+
+def case_notes(engine: Engine, case_id: int) -> list[CaseNoteRecord]:
+    """Notes officers added to a case, oldest first."""
+    stmt = (
+        select(AuditRow)
+        .where(AuditRow.entity == "case", AuditRow.entity_id == str(case_id), AuditRow.action == CASE_NOTE_ACTION)
+        .order_by(AuditRow.at, AuditRow.id)
+    )
+    with Session(engine) as session:
+        return [CaseNoteRecord(r.at, r.actor, str((r.detail or {}).get("note", ""))) for r in session.scalars(stmt)]
+
+
+def add_case_note(engine: Engine, case_id: int, *, note: str, by: str) -> CaseNoteRecord:
+    """Append a note to an open case, in the transaction that checks it is open.
+
+    Raises:
+        CaseNotFoundError: no such case.
+        RiskStateError: the case is closed.
+    """
+    with Session(engine) as session, session.begin():
+        row = _open_case_row(session, case_id)
+        entry = put_audit(session, by, CASE_NOTE_ACTION, "case", str(case_id), {"note": note, "loan_id": row.loan_id})
+        return CaseNoteRecord(entry.at, by, note)
 
 
 def record_response(engine: Engine, case_id: int, *, plan: str, note: str, by: str) -> CaseRecord:

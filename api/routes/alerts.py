@@ -21,6 +21,8 @@ router = APIRouter()
 #: Alert ids are 32-bit INTEGER keys (store/risk_schema.py): a larger number is refused with 422
 #: instead of failing in the database driver (schemathesis found the 500 on both backends).
 AlertId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The alert's id")]
+#: Case ids are 32-bit in the store: a larger one is a 422, never a database overflow.
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The case's id")]
 
 Severity = Literal["low", "medium", "high"]
 AlertStatus = Literal["open", "acknowledged", "resolved"]

@@ -77,3 +77,26 @@ def test_open_cases_refuses_a_loan_twice_and_writes_nothing(engine):
     with pytest.raises(ValueError, match=loan):
         risk_repo.open_cases(engine, [request, request])
     assert risk_repo.list_cases(engine) == []
+
+
+def test_case_notes_go_on_open_cases_only_and_read_back_oldest_first(engine):
+    from store.risk_errors import CaseNotFoundError, RiskStateError
+
+    portfolio = demo_portfolio()
+    repo.save_portfolio(engine, portfolio)
+    loan = sorted(ln.id for ln in portfolio.loans)[0]
+    case, _ = risk_repo.open_case(engine, loan, severity="high", reason="r", tasks=TASKS, alert_ids=[])
+    first = risk_repo.add_case_note(engine, case.id, note="called the borrower", by="officer-1")
+    risk_repo.add_case_note(engine, case.id, note="site visit booked", by="officer-2")
+    notes = risk_repo.case_notes(engine, case.id)
+    assert [(n.by, n.note) for n in notes] == [("officer-1", "called the borrower"), ("officer-2", "site visit booked")]
+    assert notes[0].at_utc == first.at_utc
+    assert risk_repo.get_case(engine, case.id).loan_id == loan
+    risk_repo.close_case(engine, case.id, by="officer-1", note="cured")
+    with pytest.raises(RiskStateError):
+        risk_repo.add_case_note(engine, case.id, note="late", by="officer-1")
+    assert len(risk_repo.case_notes(engine, case.id)) == 2  # the refused note left nothing behind
+    with pytest.raises(CaseNotFoundError):
+        risk_repo.add_case_note(engine, 10**6, note="x", by="officer-1")
+    with pytest.raises(CaseNotFoundError):
+        risk_repo.get_case(engine, 10**6)
