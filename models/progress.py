@@ -51,18 +51,33 @@ class CurveOptions:
         stall_clear_seen: Seen share of the footprints that makes a scene clear.
         stall_min_scenes: Scenes with an estimate needed in the stall window before any verdict;
             with fewer, the evidence is insufficient and no stall is flagged.
-        stall_min_clear: Of those, clear scenes needed.
+        stall_min_clear: Of those, clear scenes needed. One: a window of partial scenes alone is
+            not evidence of a stop, since partial readings of a moving site can sit at the
+            previous level for weeks (seed 602's on-track site read 59-65 % on four partial
+            scenes while it rose from 61 to 71 %).
         stall_slow_fraction: The alternative to "stopped" is "moving at this fraction of the
             site's own pace", so a site that merely slowed down is not called stalled.
         stall_log_ratio: Natural log of how many times likelier "stopped" must be than "moving"
-            for the flag (0: at least as likely; see :func:`is_stalled`). Higher trades recall for
-            fewer false stalls.
+            for the flag (0: strictly likelier, so readings that fit both alike flag nothing; see
+            :func:`is_stalled`). Higher trades recall for fewer false stalls.
         stall_confirm_days: The test must also have said "stalled" this many days earlier (on
             what was known then) before the flag is raised; 0 for no confirmation.
         level_tol_pp: Readings within this of each other date to the same plan day (how flat the
             visible plan must be to count as a plateau when dating observed progress).
         min_pace: Slowest pace (plan days per day) assumed when projecting a site through a plateau.
         max_pace: Fastest.
+        warp_pace_step: Grid step of the pace (plan days per day) when fitting a site's own
+            schedule to its raw estimates (:func:`plan_warps`); finer than the pace can be told
+            from a year of readings.
+        warp_delay_step_days: Grid step of the start delay of that schedule, in days (well under
+            the 5-day revisit of the imagery).
+        warp_max_early_days: Earliest start considered, in days before the plan's start.
+        warp_max_delay_days: Latest start considered, in days after the plan's start (the
+            longest late start a book of construction loans sees before the loan itself is
+            reworked).
+        warp_region_nats: Schedules within this many nats of the best fit count as consistent
+            with the readings: 3.0 is half the 95 % quantile of chi-square with two degrees of
+            freedom (pace and delay), the profile-likelihood 95 % region.
     """
 
     noise_pp: float = 4.0
@@ -82,13 +97,18 @@ class CurveOptions:
     stall_outlier_partial: float = 0.5
     stall_clear_seen: float = 0.97
     stall_min_scenes: int = 3
-    stall_min_clear: int = 0
+    stall_min_clear: int = 1
     stall_slow_fraction: float = 0.5
     stall_log_ratio: float = 0.0
     stall_confirm_days: int = 0
     level_tol_pp: float = 2.0
     min_pace: float = 0.25
     max_pace: float = 2.0
+    warp_pace_step: float = 0.025
+    warp_delay_step_days: float = 3.0
+    warp_max_early_days: float = 60.0
+    warp_max_delay_days: float = 240.0
+    warp_region_nats: float = 3.0
 
 
 def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
@@ -714,7 +734,11 @@ def stall_evidence(
     window's start and a free straight run-up into it, so the run-up anchors the level (a stop
     right after steady progress is seen sooner than within the window alone). Inside the window,
     "stopped" stays flat; "moving" follows the visible plan from where the site stood at the
-    window's start, at ``stall_slow_fraction`` of the pace it kept until then (slow, but moving).
+    window's start (:func:`window_start_position`), at ``stall_slow_fraction`` of the pace it
+    kept until then (slow, but moving: a step of the visible plan, such as slabs showing, arrives
+    later rather than half as high). The plan must expect at least ``stall_planned_pp`` of
+    visible progress by the newest scene in the window: what it expects after the last look
+    cannot be missing from the readings yet.
 
     Each estimate's likelihood is a mixture: within the scatter of a good reading of the
     trajectory, or misread (uniform over 60 pp), with a scatter and a chance of misreading that
@@ -758,31 +782,22 @@ def stall_evidence(
     noise = np.where(is_clear, opts.stall_noise_pp, opts.stall_noise_partial_pp)
     p_out = np.where(is_clear, opts.stall_outlier_clear, opts.stall_outlier_partial)
     design = np.column_stack([np.ones_like(x), np.minimum(x, 0.0)])
-    # Where the site stood at the window's start: a robust line through the run-up. The fitted
-    # curve can sit several pp high after upward misreads, which on a plateau of the visible plan
-    # would place the site past the plateau and make it expect a jump it has not reached.
-    level0 = history.value(start)
-    runup = ~in_window
-    if runup.sum() >= 2:
-        _, beta = _mixture_fit(y[runup], design[runup], np.zeros(int(runup.sum())), noise[runup], p_out[runup])
-        level0 = float(np.clip(beta[0], 0.0, 100.0))
-    pos = plan_position(table, history, start, opts, level=level0, entered=_entered(observations, level0, start, opts))
-    if pos is None or level0 is None or level0 >= opts.complete_pct:
+    start_pos = window_start_position(table, history, observations, start, opts)
+    if start_pos is None:
         return StallEvidence("not_expected", 0.0, None, scenes, clear)
-    grid = np.arange(len(table.visible), dtype=np.float64)
-    here = float(np.interp(pos.index, grid, table.visible))
-
-    def expected_at(days: FloatArray) -> FloatArray:
-        ahead = np.minimum(pos.index + pos.pace * np.maximum(days, 0.0), grid[-1])
-        return np.asarray(np.interp(ahead, grid, table.visible) - here, dtype=np.float64)
-
-    expected = float(expected_at(np.array([float(opts.stall_days)]))[0])
-    moving = expected_at(x)
+    level0, pos = start_pos
+    # The evidence reaches the newest scene in the window, not ``as_of``: what the plan expects
+    # after the last look cannot be missing from the readings yet.
+    last = float(x[in_window].max()) if scenes else float(opts.stall_days)
+    expected = float(_expected_visible(table, pos, np.array([last]))[0])
+    # "Moving" is the site going on at ``stall_slow_fraction`` of its own *pace* (plan days per
+    # day), so a step in the visible plan (slabs showing) arrives later, not half as high.
+    slow = _expected_visible(table, pos, x, opts.stall_slow_fraction)
     if start > table.day(len(table.visible) - 1):
         # The plan has ended with the site unfinished: it expects the rest, at no less than the
         # stall threshold's pace.
         expected = max(expected, 100.0 - level0)
-        moving = np.maximum(x, 0.0) * opts.stall_planned_pp / opts.stall_days
+        slow = opts.stall_slow_fraction * np.maximum(x, 0.0) * opts.stall_planned_pp / opts.stall_days
     if expected < opts.stall_planned_pp:
         return StallEvidence("not_expected", round(expected, 2), None, scenes, clear)
     if scenes < opts.stall_min_scenes or clear < opts.stall_min_clear:
@@ -793,13 +808,121 @@ def stall_evidence(
             return stall_evidence(table, curve, observations, as_of, wide, widened=True)
         return StallEvidence("insufficient", round(expected, 2), None, scenes, clear)
     flat, _ = _mixture_fit(y, design, np.zeros_like(y), noise, p_out)
-    slow, _ = _mixture_fit(y, design, opts.stall_slow_fraction * moving, noise, p_out)
-    ratio = flat - slow
-    verdict: Literal["stalled", "moving"] = "stalled" if ratio >= opts.stall_log_ratio else "moving"
+    moving, _ = _mixture_fit(y, design, slow, noise, p_out)
+    ratio = flat - moving
+    # Strictly greater: where both trajectories fit the readings alike there is no evidence of a stop.
+    verdict: Literal["stalled", "moving"] = "stalled" if ratio > opts.stall_log_ratio else "moving"
     return StallEvidence(verdict, round(expected, 2), round(ratio, 3), scenes, clear)
 
 
-def anchored_stall(table: PlanCurves, curve: FittedCurve, as_of: date, opts: CurveOptions) -> bool:
+def window_start_position(
+    table: PlanCurves,
+    history: FittedCurve,
+    observations: Sequence[SceneProgress],
+    start: date,
+    opts: CurveOptions,
+) -> tuple[float, PlanPosition] | None:
+    """Where a site stood at the start of a stall window: (level in pp, plan position).
+
+    The position comes from the site's own schedule, fitted to the raw estimates up to ``start``
+    (:func:`plan_warps`): the visible plan, shifted by a delay and run at a pace, read through the
+    good-reading/misread mixture. Not the fitted curve, which upward misreads (a building
+    flickering into view) push forward, placing the site past a plateau of the visible plan and
+    making it expect a jump it has not reached. Of the schedules the readings cannot tell apart
+    (the likelihood region), the one that expects the *least* visible progress over the window is
+    taken, so "the plan expects progress" holds for every schedule the readings allow.
+
+    The level is a robust constant through the estimates of the ``stall_days`` before ``start``
+    (the fitted curve's value when there are fewer than two).
+
+    Returns:
+        None when the site cannot be placed (no history) or is complete.
+    """
+    runup = [
+        o
+        for o in observations
+        if o.percent is not None and start - timedelta(days=opts.stall_days) < o.acquired_at_utc.date() <= start
+    ]
+    level0 = history.value(start)
+    if len(runup) >= 2:
+        y = np.array([float(o.percent or 0.0) for o in runup], dtype=np.float64)
+        noise, p_out = _reading_noise(runup, opts)
+        _, beta = _mixture_fit(y, np.ones((len(y), 1)), np.zeros_like(y), noise, p_out)
+        level0 = float(np.clip(beta[0], 0.0, 100.0))
+    if level0 is None or level0 >= opts.complete_pct:
+        return None
+    warps = plan_warps(table, observations, start, opts)
+    if warps is None:
+        return None
+    pace, delay, _ = warps
+    index = np.clip(pace * ((start - table.origin).days - delay), 0.0, len(table.visible) - 1)
+    grid = np.arange(len(table.visible), dtype=np.float64)
+    ahead = np.minimum(index + pace * opts.stall_days, grid[-1])
+    gain = np.interp(ahead, grid, table.visible) - np.interp(index, grid, table.visible)
+    k = int(np.argmin(gain))
+    pos = PlanPosition(float(index[k]), int(np.floor(index.min())), int(np.ceil(index.max())), float(pace[k]))
+    return level0, pos
+
+
+def _reading_noise(observations: Sequence[SceneProgress], opts: CurveOptions) -> tuple[FloatArray, FloatArray]:
+    """(scatter in pp, chance of a misread) of each estimate, by how much of the footprints it saw."""
+    is_clear = np.array([o.observed_fraction >= opts.stall_clear_seen for o in observations], dtype=bool)
+    noise = np.where(is_clear, opts.stall_noise_pp, opts.stall_noise_partial_pp).astype(np.float64)
+    p_out = np.where(is_clear, opts.stall_outlier_clear, opts.stall_outlier_partial).astype(np.float64)
+    return noise, p_out
+
+
+def plan_warps(
+    table: PlanCurves, observations: Sequence[SceneProgress], until: date, opts: CurveOptions
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """The site's own schedules that fit its raw estimates up to ``until``: (pace, delay, log-likelihood).
+
+    A schedule is the visible plan started ``delay`` days late and run at ``pace`` plan days per
+    day (``min_pace`` to ``max_pace``), so plan index = pace * (days since the plan's origin -
+    delay). Each is scored by the log-likelihood of the estimates under the good-reading/misread
+    mixture (:func:`_mixture_fit`'s model, with the schedule as the mean), on a grid
+    (``warp_pace_step``, ``warp_delay_step_days``, delays from ``-warp_max_early_days`` to
+    ``warp_max_delay_days``). Returned are the schedules within ``warp_region_nats`` of the best:
+    the likelihood region, which is wide where the readings sit on a plateau of the visible plan
+    and narrow where they climb.
+
+    Returns:
+        Three arrays of the same length, or None without estimates.
+    """
+    known = [o for o in observations if o.percent is not None and o.acquired_at_utc.date() <= until]
+    if not known:
+        return None
+    t = np.array([(o.acquired_at_utc.date() - table.origin).days for o in known], dtype=np.float64)
+    y = np.array([float(o.percent or 0.0) for o in known], dtype=np.float64)
+    noise, p_out = _reading_noise(known, opts)
+    paces = np.arange(opts.min_pace, opts.max_pace + 1e-9, opts.warp_pace_step)
+    delays = np.arange(-opts.warp_max_early_days, opts.warp_max_delay_days + 1e-9, opts.warp_delay_step_days)
+    pace_g, delay_g = (a.ravel() for a in np.meshgrid(paces, delays, indexing="ij"))
+    grid = np.arange(len(table.visible), dtype=np.float64)
+    index = np.clip(pace_g[:, None] * (t[None, :] - delay_g[:, None]), 0.0, grid[-1])
+    mean = np.interp(index, grid, table.visible)
+    z = (y[None, :] - mean) / noise[None, :]
+    good = (1.0 - p_out) * np.exp(-0.5 * z**2) / (noise * math.sqrt(2.0 * math.pi))
+    loglik = np.log(good + p_out / _OUTLIER_SPAN_PP).sum(axis=1)
+    keep = loglik >= loglik.max() - opts.warp_region_nats
+    return pace_g[keep], delay_g[keep], loglik[keep]
+
+
+def _expected_visible(table: PlanCurves, pos: PlanPosition, days: FloatArray, pace_factor: float = 1.0) -> FloatArray:
+    """Visible progress (pp) the plan expects ``days`` after ``pos``, at ``pace_factor`` times the site's pace."""
+    grid = np.arange(len(table.visible), dtype=np.float64)
+    here = float(np.interp(pos.index, grid, table.visible))
+    ahead = np.minimum(pos.index + pace_factor * pos.pace * np.maximum(days, 0.0), grid[-1])
+    return np.asarray(np.interp(ahead, grid, table.visible) - here, dtype=np.float64)
+
+
+def anchored_stall(
+    table: PlanCurves,
+    curve: FittedCurve,
+    as_of: date,
+    opts: CurveOptions,
+    observations: Sequence[SceneProgress] | None = None,
+) -> bool:
     """The anchored-slope test: no progress seen over the last ``stall_days`` while the plan expects visible progress.
 
     Observed progress: the level at the window's start is anchored on the history before it (a
@@ -826,14 +949,19 @@ def anchored_stall(table: PlanCurves, curve: FittedCurve, as_of: date, opts: Cur
         return False
     xs, ys, ws = x[win], y[win] - level0, w[win]
     slope = float(np.sum(ws * xs * ys) / np.sum(ws * xs * xs))
-    progressed = slope * opts.stall_days
+    # Progress and expectation both up to the newest scene in the window: the plan's steps after
+    # the last look cannot be missing from the readings yet.
+    last = float(xs.max())
+    progressed = slope * last
     history = curve.until(start)
-    pos = plan_position(table, history, start, opts)
+    if observations is None:
+        pos = plan_position(table, history, start, opts)
+    else:
+        placed = window_start_position(table, history, observations, start, opts)
+        pos = None if placed is None else placed[1]
     if pos is None:
         return False
-    here = float(np.interp(pos.index, np.arange(len(table.visible)), table.visible))
-    ahead = min(pos.index + pos.pace * opts.stall_days, len(table.visible) - 1)
-    expected = float(np.interp(ahead, np.arange(len(table.visible)), table.visible)) - here
+    expected = float(_expected_visible(table, pos, np.array([last]))[0])
     if start > table.day(len(table.visible) - 1):
         # The plan has ended with the site unfinished: it expects the rest.
         expected = max(expected, 100.0 - level0)
@@ -874,10 +1002,10 @@ def is_stalled(
 def _stall_test(
     table: PlanCurves, curve: FittedCurve, observations: Sequence[SceneProgress], as_of: date, opts: CurveOptions
 ) -> bool:
-    if not anchored_stall(table, curve, as_of, opts):
+    if not anchored_stall(table, curve, as_of, opts, observations):
         return False
     evidence = stall_evidence(table, curve, observations, as_of, opts)
-    return evidence.log_ratio is not None and evidence.log_ratio >= opts.stall_log_ratio
+    return evidence.log_ratio is not None and evidence.log_ratio > opts.stall_log_ratio
 
 
 def _entered(
