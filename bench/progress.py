@@ -11,6 +11,12 @@ against the simulator's truth. The last line printed is JSON:
     slip_mae_days_earliest     the same against the earlier truth (the *earliest* such plan day),
                                which gives an on-plan site sitting in a planned pause a growing slip
     stall_recall               stalled sites flagged within 30 days of stalling
+    stall_recall_visible       stalled sites flagged within 30 days of the first day on or after the
+                               stall on which the *visible* plan (PlanCurves: what imagery shows of a
+                               site following the plan) has risen stall_planned_pp above its level at
+                               the stall; sites where that never happens before as-of left out
+                               (stalls_visible counts the rest). Extra, not a target: it says what
+                               imagery could have seen, while stall_recall is the issue's target
     stall_recall_due           stalled sites flagged within 30 days of the first day on or after the
                                stall on which the plan expects progress; stalls at or above the
                                completion threshold (which the slip truth counts as finished) left out
@@ -48,7 +54,7 @@ from aoi.demo import DEMO_AS_OF, Fate, fate_curve, synthetic_portfolio  # noqa: 
 from imagery.archive import write_archive  # noqa: E402
 from imagery.providers.local import LocalArchiveProvider  # noqa: E402
 from jobs.progress import BASELINE_DAYS, compute_site_progress, make_estimator  # noqa: E402
-from models.progress import CurveOptions, slip_days, summarize  # noqa: E402
+from models.progress import CurveOptions, PlanCurves, slip_days, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Sources whose change makes cached per-scene estimates stale.
@@ -88,6 +94,26 @@ def stall_due(site, curve) -> date | None:
     return day
 
 
+def stall_visible_due(site, curve) -> date | None:
+    """First day on or after the stall on which the *visible* plan has risen ``stall_planned_pp`` above
+    its level on the stall day (None: not before as-of, or stalled complete).
+
+    The visible plan (models.progress.PlanCurves) is what imagery shows of a site that follows the
+    plan: a building's set-up and excavation show nothing until its slabs do. A stall during a planned
+    pause, or just before one, cannot be seen until the plan expects something visible again.
+    """
+    if curve.percent(curve.event_day) >= COMPLETE:
+        return None
+    table = PlanCurves.of(site.plan)
+    base = table.visible[table.index(curve.event_day)]
+    day = curve.event_day
+    while day <= AS_OF:
+        if table.visible[table.index(day)] - base >= CurveOptions().stall_planned_pp:
+            return day
+        day += timedelta(days=1)
+    return None
+
+
 def score_site(site, obs, curve, method: str) -> dict:
     s, points = summarize(site.id, site.plan, obs, as_of=AS_OF, method=method)
     fitted = [(p.on, p.observed_pct) for p in points if site.plan.start <= p.on <= AS_OF]
@@ -103,6 +129,10 @@ def score_site(site, obs, curve, method: str) -> dict:
         if due is not None:
             check = min(due + timedelta(days=30), AS_OF)
             out["stall_flagged_due"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
+        visible_due = stall_visible_due(site, curve)
+        if visible_due is not None:
+            check = min(visible_due + timedelta(days=30), AS_OF)
+            out["stall_flagged_visible"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
     elif curve.fate is not Fate.CANCELLED:
         flags = []
         day = site.plan.start + timedelta(days=60)
@@ -184,6 +214,7 @@ def main() -> None:
                       file=sys.stderr)  # fmt: skip
     stalls = [r["stall_flagged"] for r in rows if "stall_flagged" in r]
     stalls_due = [r["stall_flagged_due"] for r in rows if "stall_flagged_due" in r]
+    stalls_visible = [r["stall_flagged_visible"] for r in rows if "stall_flagged_visible" in r]
     result = {
         "progress_mae_pp": round(float(np.nanmedian([r["mae_pp"] for r in rows])), 2),
         "slip_mae_days": round(
@@ -198,6 +229,8 @@ def main() -> None:
         ),
         "stall_recall": round(sum(stalls) / len(stalls), 3) if stalls else None,
         "stall_recall_due": round(sum(stalls_due) / len(stalls_due), 3) if stalls_due else None,
+        "stall_recall_visible": round(sum(stalls_visible) / len(stalls_visible), 3) if stalls_visible else None,
+        "stalls_visible": len(stalls_visible),
         "false_stalls": sum(r.get("false_stall", False) for r in rows),
         "sites": len(rows),
         "baseline_progress_mae_pp": round(float(np.nanmedian([r["mae_pp"] for r in base_rows])), 2),

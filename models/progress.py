@@ -58,12 +58,21 @@ class CurveOptions:
         stall_slow_fraction: The alternative to "stopped" is "moving at this fraction of the
             site's own pace", so a site that merely slowed down is not called stalled.
         stall_log_ratio: Natural log of how many times likelier "stopped" must be than "moving"
-            for the flag (0: strictly likelier, so readings that fit both alike flag nothing; see
-            :func:`is_stalled`). Higher trades recall for fewer false stalls.
+            for the flag (strictly). 1.1 = ln 3, "substantial" evidence on Jeffreys' scale: stalls
+            are rare in a book, and with 0 (merely likelier) on-track and late sites whose month
+            of readings fit both alike were flagged (4 of 72 on dev seeds, likelihood ratios 0.01
+            to 0.9). Higher trades recall for fewer false stalls (see :func:`is_stalled`).
         stall_confirm_days: The test must also have said "stalled" this many days earlier (on
             what was known then) before the flag is raised; 0 for no confirmation.
         level_tol_pp: Readings within this of each other date to the same plan day (how flat the
             visible plan must be to count as a plateau when dating observed progress).
+        stall_outlier_max: Cap on a site's measured misread chance (:func:`site_reading_noise`):
+            above it, "misread" would explain most readings and the test could say nothing.
+        noise_min_scenes: Readings of a class (clear or partial) needed to measure a site's own
+            scatter and misread chance; with fewer, the option values stand.
+        view_tol: Partial scenes whose seen shares differ by no more than this saw the same part
+            of the footprints (a swath edge repeats to the pixel; clouds do not), so their readings
+            share a bias and are compared with each other.
         min_pace: Slowest pace (plan days per day) assumed when projecting a site through a plateau.
         max_pace: Fastest.
         warp_pace_step: Grid step of the pace (plan days per day) when fitting a site's own
@@ -75,6 +84,8 @@ class CurveOptions:
         warp_max_delay_days: Latest start considered, in days after the plan's start (the
             longest late start a book of construction loans sees before the loan itself is
             reworked).
+        warp_memory_days: Half-life, in days, of a reading's weight in that fit: the schedule
+            that matters is the site's current one (three months: about a phase's length).
         warp_region_nats: Schedules within this many nats of the best fit count as consistent
             with the readings: 3.0 is half the 95 % quantile of chi-square with two degrees of
             freedom (pace and delay), the profile-likelihood 95 % region.
@@ -99,9 +110,12 @@ class CurveOptions:
     stall_min_scenes: int = 3
     stall_min_clear: int = 1
     stall_slow_fraction: float = 0.5
-    stall_log_ratio: float = 0.0
+    stall_log_ratio: float = 1.1
     stall_confirm_days: int = 0
     level_tol_pp: float = 2.0
+    view_tol: float = 0.015
+    stall_outlier_max: float = 0.6
+    noise_min_scenes: int = 8
     min_pace: float = 0.25
     max_pace: float = 2.0
     warp_pace_step: float = 0.025
@@ -109,6 +123,7 @@ class CurveOptions:
     warp_max_early_days: float = 60.0
     warp_max_delay_days: float = 240.0
     warp_region_nats: float = 3.0
+    warp_memory_days: float = 90.0
 
 
 def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
@@ -779,9 +794,17 @@ def stall_evidence(
     history = curve.until(start)
     y = np.array([float(o.percent or 0.0) for o in recent], dtype=np.float64)
     is_clear = seen >= opts.stall_clear_seen
-    noise = np.where(is_clear, opts.stall_noise_pp, opts.stall_noise_partial_pp)
-    p_out = np.where(is_clear, opts.stall_outlier_clear, opts.stall_outlier_partial)
+    # Scatter and misread chances of this site's readings, measured on its history.
+    sigma_clear, sigma_partial, out_clear, out_partial = site_reading_noise(table, observations, start, opts)
+    noise = np.where(is_clear, sigma_clear, sigma_partial)
+    p_out = np.where(is_clear, out_clear, out_partial)
     design = np.column_stack([np.ones_like(x), np.minimum(x, 0.0)])
+    # Partial scenes that saw the same share of the footprints (a swath edge, a recurring shadow)
+    # saw the same part and share its bias: each such view gets its own offset, so their readings
+    # inform the trajectory's shape but not its level. A view seen once says nothing here.
+    views = _partial_views(seen, opts)
+    if views.shape[1]:
+        design = np.column_stack([design, views])
     start_pos = window_start_position(table, history, observations, start, opts)
     if start_pos is None:
         return StallEvidence("not_expected", 0.0, None, scenes, clear)
@@ -800,7 +823,9 @@ def stall_evidence(
         slow = opts.stall_slow_fraction * np.maximum(x, 0.0) * opts.stall_planned_pp / opts.stall_days
     if expected < opts.stall_planned_pp:
         return StallEvidence("not_expected", round(expected, 2), None, scenes, clear)
-    if scenes < opts.stall_min_scenes or clear < opts.stall_min_clear:
+    # Readings that can show a stop: clear scenes, and partial scenes whose view recurs.
+    anchored = int((in_window & (is_clear | (views.sum(axis=1) > 0))).sum()) if views.shape[1] else clear
+    if scenes < opts.stall_min_scenes or anchored < opts.stall_min_clear:
         if not widened:
             # A cloudy month: look back twice as far. A stop months old is still a stop, and the
             # plan's expectation grows with the window, so the comparison stays fair.
@@ -813,6 +838,26 @@ def stall_evidence(
     # Strictly greater: where both trajectories fit the readings alike there is no evidence of a stop.
     verdict: Literal["stalled", "moving"] = "stalled" if ratio > opts.stall_log_ratio else "moving"
     return StallEvidence(verdict, round(expected, 2), round(ratio, 3), scenes, clear)
+
+
+def _partial_views(seen: FloatArray, opts: CurveOptions) -> FloatArray:
+    """(n, views) indicators of recurring partial views: partial scenes within ``view_tol`` of each other's seen share.
+
+    A partial scene whose seen share no other scene shares is in no column (its own offset would
+    absorb it entirely, so it is left to the mixture's misread term instead, as before).
+    """
+    partial = seen < opts.stall_clear_seen
+    order = np.argsort(seen)
+    groups: list[list[int]] = []
+    for i in order:
+        if not partial[i]:
+            continue
+        if groups and seen[i] - seen[groups[-1][-1]] <= opts.view_tol:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    cols = [np.isin(np.arange(len(seen)), g).astype(np.float64) for g in groups if len(g) >= 2]
+    return np.column_stack(cols) if cols else np.zeros((len(seen), 0))
 
 
 def window_start_position(
@@ -864,6 +909,44 @@ def window_start_position(
     return level0, pos
 
 
+def site_reading_noise(
+    table: PlanCurves, observations: Sequence[SceneProgress], until: date, opts: CurveOptions
+) -> tuple[float, float, float, float]:
+    """How a site's readings scatter: (sigma clear, sigma partial, misread chance clear, partial).
+
+    Measured on the residuals of its estimates up to ``until`` from its best-fitting schedule
+    (:func:`plan_warps`), by EM on the good-reading/misread mixture, separately for clear and
+    partial scenes. The option values (``stall_noise_pp``, ``stall_outlier_clear`` and their
+    partial twins) are floors, and the misread chance is capped at ``stall_outlier_max``; a class
+    with fewer than ``noise_min_scenes`` readings keeps the floors.
+    """
+    floors = (opts.stall_noise_pp, opts.stall_noise_partial_pp, opts.stall_outlier_clear, opts.stall_outlier_partial)
+    known = [o for o in observations if o.percent is not None and o.acquired_at_utc.date() <= until]
+    warps = plan_warps(table, known, until, opts)
+    if warps is None:
+        return floors
+    best = int(np.argmax(warps[2]))
+    pace, delay = float(warps[0][best]), float(warps[1][best])
+    t = np.array([(o.acquired_at_utc.date() - table.origin).days for o in known], dtype=np.float64)
+    grid = np.arange(len(table.visible), dtype=np.float64)
+    mean = np.interp(np.clip(pace * (t - delay), 0.0, grid[-1]), grid, table.visible)
+    resid = np.array([float(o.percent or 0.0) for o in known], dtype=np.float64) - mean
+    is_clear = np.array([o.observed_fraction >= opts.stall_clear_seen for o in known], dtype=bool)
+    out = list(floors)
+    for k, members in enumerate((is_clear, ~is_clear)):
+        r = resid[members]
+        if len(r) < opts.noise_min_scenes:
+            continue
+        sigma, p = floors[k], floors[k + 2]
+        for _ in range(20):
+            inlier = (1.0 - p) * np.exp(-0.5 * (r / sigma) ** 2) / (sigma * math.sqrt(2.0 * math.pi))
+            good = inlier / (inlier + p / _OUTLIER_SPAN_PP)
+            p = float(np.clip(1.0 - good.mean(), floors[k + 2], opts.stall_outlier_max))
+            sigma = max(float(np.sqrt(np.sum(good * r**2) / max(good.sum(), 1e-9))), floors[k])
+        out[k], out[k + 2] = sigma, p
+    return out[0], out[1], out[2], out[3]
+
+
 def _reading_noise(observations: Sequence[SceneProgress], opts: CurveOptions) -> tuple[FloatArray, FloatArray]:
     """(scatter in pp, chance of a misread) of each estimate, by how much of the footprints it saw."""
     is_clear = np.array([o.observed_fraction >= opts.stall_clear_seen for o in observations], dtype=bool)
@@ -903,7 +986,11 @@ def plan_warps(
     mean = np.interp(index, grid, table.visible)
     z = (y[None, :] - mean) / noise[None, :]
     good = (1.0 - p_out) * np.exp(-0.5 * z**2) / (noise * math.sqrt(2.0 * math.pi))
-    loglik = np.log(good + p_out / _OUTLIER_SPAN_PP).sum(axis=1)
+    # Older readings count less (half-life ``warp_memory_days``): the schedule is the site's
+    # current one, and a site that read ahead during its earthworks is not fast for ever.
+    age = (until - table.origin).days - t
+    memory = 0.5 ** (np.maximum(age, 0.0) / opts.warp_memory_days)
+    loglik = (memory[None, :] * np.log(good + p_out / _OUTLIER_SPAN_PP)).sum(axis=1)
     keep = loglik >= loglik.max() - opts.warp_region_nats
     return pace_g[keep], delay_g[keep], loglik[keep]
 
