@@ -70,6 +70,13 @@ class CurveOptions:
             above it, "misread" would explain most readings and the test could say nothing.
         noise_min_scenes: Readings of a class (clear or partial) needed to measure a site's own
             scatter and misread chance; with fewer, the option values stand.
+        finish_quantile: Quantile of the readings that must reach ``complete_pct`` for a site to
+            read finished (:func:`finish_day`): finished sites scatter below 100, never above,
+            so their upper readings are the informative ones; the upper quartile tolerates one
+            low reading in four.
+        finish_window_days: Window centred on a candidate finish day whose readings must say
+            finished (a month: six revisits, about four clear ones).
+        finish_min_scenes: Readings needed in that window, and after it, for a verdict.
         view_tol: Partial scenes whose seen shares differ by no more than this saw the same part
             of the footprints (a swath edge repeats to the pixel; clouds do not), so their readings
             share a bias and are compared with each other.
@@ -114,6 +121,9 @@ class CurveOptions:
     stall_confirm_days: int = 0
     level_tol_pp: float = 2.0
     view_tol: float = 0.015
+    finish_quantile: float = 0.75
+    finish_window_days: int = 30
+    finish_min_scenes: int = 4
     stall_outlier_max: float = 0.6
     noise_min_scenes: int = 8
     min_pace: float = 0.25
@@ -413,7 +423,10 @@ def summarize(
     stall_check = stall_check_of(stalled, stall_evidence(table, curve, filled, as_of, opts))
     # A stalled site is not moved on past its newest scene.
     position = plan_position(table, curve, as_of, opts, project=not stalled)
-    finished_on = _finished_on(curve, opts.complete_pct)
+    # Each finish date is late in its own way: the curve's after low scatter holds it under the
+    # completion level, the readings' after a cloudy month (the curve interpolates across it).
+    finish_dates = [d for d in (finish_day(filled, as_of, opts), _finished_on(curve, opts.complete_pct)) if d]
+    finished_on = min(finish_dates) if finish_dates else None
     if position is None:  # unreachable: the curve has a value on as_of
         raise RuntimeError("no plan position for an observed curve")
     slip, slip_low, slip_high = _slip_from_position(plan, table, position, as_of, finished_on)
@@ -455,6 +468,39 @@ def _point(plan: Plan, curve: FittedCurve, on: date, opts: CurveOptions) -> Prog
         round(max(0.0, v - half), 2),
         round(min(100.0, v + half), 2),
     )
+
+
+def finish_day(observations: Sequence[SceneProgress], as_of: date, opts: CurveOptions) -> date | None:
+    """The first scene day from which a site reads finished, robust to the low scatter of finished sites.
+
+    Estimates of a finished site scatter *below* 100 (a roof in shadow, a corner under cloud), so
+    the fitted curve, a weighted mean, can sit under ``complete_pct`` for months after the site
+    finished. Here a site is finished from scene day ``d`` when the ``finish_quantile`` of the
+    readings in the ``finish_window_days`` centred on ``d``, and of all readings from ``d`` to
+    ``as_of``, are both at or above ``complete_pct``, with at least ``finish_min_scenes`` in each.
+
+    Returns:
+        The day, or None when the readings do not say finished.
+    """
+    known = sorted(
+        (o.acquired_at_utc.date(), float(o.percent))
+        for o in observations
+        if o.percent is not None and o.acquired_at_utc.date() <= as_of
+    )
+    days = [d for d, _ in known]
+    vals = np.array([v for _, v in known], dtype=np.float64)
+    for k, day in enumerate(days):
+        # Centred, so a window straddling the finish does not date it early on a rising site.
+        near = vals[[abs((d - day).days) <= opts.finish_window_days / 2 for d in days]]
+        tail = vals[k:]
+        if len(tail) < opts.finish_min_scenes:
+            return None
+        if len(near) >= opts.finish_min_scenes and (
+            np.quantile(near, opts.finish_quantile) >= opts.complete_pct
+            and np.quantile(tail, opts.finish_quantile) >= opts.complete_pct
+        ):
+            return day
+    return None
 
 
 def _finished_on(curve: FittedCurve, complete_pct: float) -> date | None:
