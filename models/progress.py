@@ -869,9 +869,9 @@ def stall_evidence(
         slow = opts.stall_slow_fraction * np.maximum(x, 0.0) * opts.stall_planned_pp / opts.stall_days
     if expected < opts.stall_planned_pp:
         return StallEvidence("not_expected", round(expected, 2), None, scenes, clear)
-    # Readings that can show a stop: clear scenes, and partial scenes whose view recurs.
-    anchored = int((in_window & (is_clear | (views.sum(axis=1) > 0))).sum()) if views.shape[1] else clear
-    if scenes < opts.stall_min_scenes or anchored < opts.stall_min_clear:
+    # Only clear scenes make a window eligible: counting recurring partial views too flagged a site
+    # six months before it stopped (seed 501) on a window of partial scenes alone.
+    if scenes < opts.stall_min_scenes or clear < opts.stall_min_clear:
         if not widened:
             # A cloudy month: look back twice as far. A stop months old is still a stop, and the
             # plan's expectation grows with the window, so the comparison stays fair.
