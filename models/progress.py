@@ -68,6 +68,9 @@ class CurveOptions:
             visible plan must be to count as a plateau when dating observed progress).
         stall_outlier_max: Cap on a site's measured misread chance (:func:`site_reading_noise`):
             above it, "misread" would explain most readings and the test could say nothing.
+        stall_phantom_floor: Least chance that a reading is a phantom slab (one slab step of the
+            buildings, ``PlanCurves.phantom_pp``, too high); the site's own chance is measured on
+            its history (:func:`site_reading_noise`), so this is only a floor. 0: measured only.
         noise_min_scenes: Readings of a class (clear or partial) needed to measure a site's own
             scatter and misread chance; with fewer, the option values stand.
         finish_quantile: Quantile of the readings that must reach ``complete_pct`` for a site to
@@ -125,6 +128,7 @@ class CurveOptions:
     finish_window_days: int = 30
     finish_min_scenes: int = 4
     stall_outlier_max: float = 0.6
+    stall_phantom_floor: float = 0.0
     noise_min_scenes: int = 8
     min_pace: float = 0.25
     max_pace: float = 2.0
@@ -578,11 +582,15 @@ class PlanCurves:
         visible: (days,) what the estimator reads of a site that follows the plan exactly: a
             building on a cleared pad reads nothing until its slabs show (the first
             ``INVISIBLE_START`` of its schedule), then its planned share (the ladder's inversion).
+        phantom_pp: One slab step of the site's buildings (``INVISIBLE_START`` of their weights,
+            in pp): how far a "phantom slab" misread (a building read as showing slabs it does
+            not have yet) sits above the truth. 0 for milestone plans and sites without buildings.
     """
 
     origin: date
     planned: FloatArray
     visible: FloatArray
+    phantom_pp: float = 0.0
 
     @classmethod
     def of(cls, plan: Plan) -> PlanCurves:
@@ -594,12 +602,14 @@ class PlanCurves:
             return cls(origin, planned, planned.copy())
         total = sum(p.weight for p in plan.phases) or 1.0
         visible = np.zeros(len(days), dtype=np.float64)
+        buildings = 0.0
         for k, phase in enumerate(plan.phases):
             f = np.array([phase.planned_fraction(d) for d in days], dtype=np.float64)
             if builds_on_pad(plan, k):
                 f = np.where(f >= INVISIBLE_START, f, 0.0)
+                buildings += phase.weight
             visible += phase.weight * f
-        return cls(origin, planned, 100.0 * visible / total)
+        return cls(origin, planned, 100.0 * visible / total, 100.0 * INVISIBLE_START * buildings / total)
 
     def index(self, on: date) -> int:
         """Index of a day, clipped to the table."""
@@ -841,9 +851,12 @@ def stall_evidence(
     y = np.array([float(o.percent or 0.0) for o in recent], dtype=np.float64)
     is_clear = seen >= opts.stall_clear_seen
     # Scatter and misread chances of this site's readings, measured on its history.
-    sigma_clear, sigma_partial, out_clear, out_partial = site_reading_noise(table, observations, start, opts)
+    sigma_clear, sigma_partial, out_clear, out_partial, ph_clear, ph_partial = site_reading_noise(
+        table, observations, start, opts
+    )
     noise = np.where(is_clear, sigma_clear, sigma_partial)
     p_out = np.where(is_clear, out_clear, out_partial)
+    p_phantom = np.where(is_clear, ph_clear, ph_partial)
     design = np.column_stack([np.ones_like(x), np.minimum(x, 0.0)])
     # Partial scenes that saw the same share of the footprints (a swath edge, a recurring shadow)
     # saw the same part and share its bias: each such view gets its own offset, so their readings
@@ -878,8 +891,9 @@ def stall_evidence(
             wide = replace(opts, stall_days=2 * opts.stall_days)
             return stall_evidence(table, curve, observations, as_of, wide, widened=True)
         return StallEvidence("insufficient", round(expected, 2), None, scenes, clear)
-    flat, _ = _mixture_fit(y, design, np.zeros_like(y), noise, p_out)
-    moving, _ = _mixture_fit(y, design, slow, noise, p_out)
+    step = table.phantom_pp
+    flat, _ = _mixture_fit(y, design, np.zeros_like(y), noise, p_out, phantom_pp=step, p_phantom=p_phantom)
+    moving, _ = _mixture_fit(y, design, slow, noise, p_out, phantom_pp=step, p_phantom=p_phantom)
     ratio = flat - moving
     # Strictly greater: where both trajectories fit the readings alike there is no evidence of a stop.
     verdict: Literal["stalled", "moving"] = "stalled" if ratio > opts.stall_log_ratio else "moving"
@@ -957,16 +971,27 @@ def window_start_position(
 
 def site_reading_noise(
     table: PlanCurves, observations: Sequence[SceneProgress], until: date, opts: CurveOptions
-) -> tuple[float, float, float, float]:
-    """How a site's readings scatter: (sigma clear, sigma partial, misread chance clear, partial).
+) -> tuple[float, float, float, float, float, float]:
+    """How a site's readings scatter: (sigma, misread chance, phantom chance), clear then partial.
+
+    Returned in the order sigma clear, sigma partial, misread clear, misread partial, phantom
+    clear, phantom partial.
 
     Measured on the residuals of its estimates up to ``until`` from its best-fitting schedule
-    (:func:`plan_warps`), by EM on the good-reading/misread mixture, separately for clear and
-    partial scenes. The option values (``stall_noise_pp``, ``stall_outlier_clear`` and their
-    partial twins) are floors, and the misread chance is capped at ``stall_outlier_max``; a class
+    (:func:`plan_warps`), by EM on the good-reading/phantom-slab/misread mixture
+    (:func:`_mixture_fit`), separately for clear and partial scenes. The option values
+    (``stall_noise_pp``, ``stall_outlier_clear``, ``stall_phantom_floor`` and their partial twins)
+    are floors, and the misread and phantom chances together are capped at ``stall_outlier_max``; a class
     with fewer than ``noise_min_scenes`` readings keeps the floors.
     """
-    floors = (opts.stall_noise_pp, opts.stall_noise_partial_pp, opts.stall_outlier_clear, opts.stall_outlier_partial)
+    floors = (
+        opts.stall_noise_pp,
+        opts.stall_noise_partial_pp,
+        opts.stall_outlier_clear,
+        opts.stall_outlier_partial,
+        opts.stall_phantom_floor,
+        opts.stall_phantom_floor,
+    )
     known = [o for o in observations if o.percent is not None and o.acquired_at_utc.date() <= until]
     warps = plan_warps(table, known, until, opts)
     if warps is None:
@@ -979,18 +1004,26 @@ def site_reading_noise(
     resid = np.array([float(o.percent or 0.0) for o in known], dtype=np.float64) - mean
     is_clear = np.array([o.observed_fraction >= opts.stall_clear_seen for o in known], dtype=bool)
     out = list(floors)
+    step = table.phantom_pp
     for k, members in enumerate((is_clear, ~is_clear)):
         r = resid[members]
         if len(r) < opts.noise_min_scenes:
             continue
         sigma, p = floors[k], floors[k + 2]
+        q = max(floors[k + 4], 0.05) if step > 0.0 else 0.0
         for _ in range(20):
-            inlier = (1.0 - p) * np.exp(-0.5 * (r / sigma) ** 2) / (sigma * math.sqrt(2.0 * math.pi))
-            good = inlier / (inlier + p / _OUTLIER_SPAN_PP)
-            p = float(np.clip(1.0 - good.mean(), floors[k + 2], opts.stall_outlier_max))
+            norm = sigma * math.sqrt(2.0 * math.pi)
+            inlier = (1.0 - p - q) * np.exp(-0.5 * (r / sigma) ** 2) / norm
+            ghost = q * np.exp(-0.5 * ((r - step) / sigma) ** 2) / norm
+            total = inlier + ghost + p / _OUTLIER_SPAN_PP
+            good = inlier / total
+            p = float(np.clip(1.0 - good.mean() - (ghost / total).mean(), floors[k + 2], opts.stall_outlier_max))
+            if step > 0.0:
+                # Misreads and phantoms together stay under the cap: the rest are good readings.
+                q = float(np.clip((ghost / total).mean(), floors[k + 4], max(opts.stall_outlier_max - p, 0.0)))
             sigma = max(float(np.sqrt(np.sum(good * r**2) / max(good.sum(), 1e-9))), floors[k])
-        out[k], out[k + 2] = sigma, p
-    return out[0], out[1], out[2], out[3]
+        out[k], out[k + 2], out[k + 4] = sigma, p, q
+    return out[0], out[1], out[2], out[3], out[4], out[5]
 
 
 def _reading_noise(observations: Sequence[SceneProgress], opts: CurveOptions) -> tuple[FloatArray, FloatArray]:
@@ -1168,27 +1201,47 @@ _OUTLIER_SPAN_PP = 60.0
 
 
 def _mixture_fit(
-    y: FloatArray, design: FloatArray, offset: FloatArray, noise: FloatArray, p_out: FloatArray, *, iterations: int = 25
+    y: FloatArray,
+    design: FloatArray,
+    offset: FloatArray,
+    noise: FloatArray,
+    p_out: FloatArray,
+    *,
+    iterations: int = 25,
+    phantom_pp: float = 0.0,
+    p_phantom: FloatArray | float = 0.0,
 ) -> tuple[float, FloatArray]:
     """Maximised log-likelihood, and ``beta``, of ``y = design @ beta + offset`` under a good-reading/misread mixture.
 
-    Each estimate is a good reading (Gaussian, sigma ``noise``) with chance ``1 - p_out``, else
-    misread (uniform over ``_OUTLIER_SPAN_PP``). EM: weighted least squares on the chance that
-    each estimate is a good reading, from the prior chances.
+    Each estimate is a good reading (Gaussian, sigma ``noise``) with chance ``1 - p_out -
+    p_phantom``, a phantom slab (the same Gaussian, ``phantom_pp`` higher) with chance
+    ``p_phantom``, else misread (uniform over ``_OUTLIER_SPAN_PP``). EM: weighted least squares on
+    the chance that each estimate is a good reading (or a phantom, shifted back by its step), from
+    the prior chances.
     """
-    good = 1.0 - p_out
+    p_ph = np.broadcast_to(np.asarray(p_phantom, dtype=np.float64), y.shape)
+    if phantom_pp <= 0.0:
+        p_ph = np.zeros_like(y)
+    p_good = np.maximum(1.0 - p_out - p_ph, 1e-6)
+    good = p_good.copy()
+    ghost = p_ph.copy()
     resid = y - offset
     loglik = -math.inf
     beta: FloatArray = np.zeros(design.shape[1])
+    norm = noise * math.sqrt(2.0 * math.pi)
     for _ in range(iterations):
-        sw = np.sqrt(good) / noise
-        solution, *_ = np.linalg.lstsq(design * sw[:, None], resid * sw, rcond=None)
+        sw = np.sqrt(np.concatenate([good, ghost])) / np.concatenate([noise, noise])
+        a = np.vstack([design, design])
+        b = np.concatenate([resid, resid - phantom_pp])
+        solution, *_ = np.linalg.lstsq(a * sw[:, None], b * sw, rcond=None)
         beta = np.asarray(solution, dtype=np.float64)
         z = (resid - design @ beta) / noise
-        inlier = (1.0 - p_out) * np.exp(-0.5 * z**2) / (noise * math.sqrt(2.0 * math.pi))
-        total = inlier + p_out / _OUTLIER_SPAN_PP
+        inlier = p_good * np.exp(-0.5 * z**2) / norm
+        phantom = p_ph * np.exp(-0.5 * (z - phantom_pp / noise) ** 2) / norm
+        total = inlier + phantom + p_out / _OUTLIER_SPAN_PP
         new = float(np.log(total).sum())
         good = np.maximum(inlier / total, 1e-6)
+        ghost = phantom / total
         if new - loglik < 1e-6:
             loglik = max(loglik, new)
             break

@@ -1,4 +1,5 @@
 import itertools
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -411,3 +412,39 @@ def test_finished_site_whose_readings_scatter_below_100_keeps_its_finish_date():
     summary, _ = summarize("s", PLAN, obs, as_of=date(2026, 5, 1), method="t")
     assert abs(summary.slip_days) <= 15
     assert not summary.stalled
+
+
+def test_stall_with_phantom_slabs_in_the_window_is_still_stopped():
+    # Stopped on 1 August; every third or fourth scene reads one slab step (12.75 pp) high, in the
+    # window too. Modelled as phantom slabs (a mixture component at +one step, its rate measured on
+    # the site's history), they are evidence of the level, not of progress: the stop stays clear.
+    stop = date(2025, 8, 1)
+    as_of = stop + timedelta(days=30)
+    table = PlanCurves.of(PAD_PLAN)
+    assert table.phantom_pp == pytest.approx(12.75)
+    unmodelled = replace(table, phantom_pp=0.0)
+    stronger = 0
+    for every in (3, 4):
+        for seed in range(10):
+            obs = _visible_series(1.0, stop=stop, seed=seed, misread_every=every)
+            known = [o for o in obs if o.acquired_at_utc.date() <= as_of]
+            curve = fit_curve(known)
+            evidence = stall_evidence(table, curve, known, as_of)
+            assert evidence.verdict == "stalled"
+            before = stall_evidence(unmodelled, curve, known, as_of).log_ratio
+            assert evidence.log_ratio is not None
+            assert before is not None
+            stronger += evidence.log_ratio > before
+    assert stronger >= 18  # measured 19 of 20; without the component 3 of 20 read "moving"
+
+
+def test_phantom_slabs_do_not_make_a_half_pace_site_stopped():
+    # The phantom component must not turn slow progress into a stop: half pace, phantoms on every
+    # fourth scene, the likelihood ratio still says "moving" wherever the plan expects progress.
+    table = PlanCurves.of(PAD_PLAN)
+    for seed in range(5):
+        obs = _visible_series(0.5, seed=seed, misread_every=4)
+        for month in range(3, 12):
+            as_of = date(2025, month, 28)
+            known = [o for o in obs if o.acquired_at_utc.date() <= as_of]
+            assert stall_evidence(table, fit_curve(known), known, as_of).verdict != "stalled"
