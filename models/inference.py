@@ -231,8 +231,7 @@ class ChangeDetector:
                 raise InputShapeError(f"valid mask {valid.shape} does not match the image grid {ok.shape}")
             ok &= valid.astype(bool)
         norm = self.card.normalization
-        a = norm.apply(before, ok)
-        b = norm.apply(after, ok)
+        a, b = norm.apply_pair(before, after, ok)
         # Invalid pixels -> 0 after normalisation = the training mean, identical on both dates.
         a[:, ~ok] = 0.0
         b[:, ~ok] = 0.0

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from models.errors import ConfigError
 from models.evaluate import evaluate_pairs
 from models.inference import ChangeDetector
 from models.metrics import ThresholdHistogram, best_mean_threshold
-from models.normalization import Normalization, fit_normalization
+from models.normalization import MODES, Normalization, NormalizationMode, fit_normalization
 from models.sampling import AugmentConfig, PatchSampler, TrainingPair
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,9 @@ class TrainConfig:
     warmup_steps: int = 100
     patience: int = 5
     positive_fraction: float = 0.5
+    #: ``fixed``, ``per_image`` or ``reference`` (see ``models.normalization``).
+    normalization: str = "fixed"
+    #: Older configs' switch: True means ``normalization: per_image``.
     per_image_normalization: bool = False
     dice_weight: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -165,6 +168,11 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> TrainCon
     unknown = sorted(set(raw) - known)
     if unknown:
         problems.append(f"unknown keys: {', '.join(unknown)}")
+    mode = raw.get("normalization", "fixed")
+    if mode not in MODES:
+        problems.append(f"normalization: {mode!r} not one of {', '.join(MODES)}")
+    elif raw.get("per_image_normalization") and mode != "per_image" and "normalization" in raw:
+        problems.append(f"per_image_normalization: true contradicts normalization: {mode}")
     if int(raw.get("patch_size", 64)) % 16:
         problems.append("patch_size: must be a multiple of 16")
     if problems:
@@ -267,11 +275,17 @@ def _load_split(config: TrainConfig, split: str) -> _Split:
     return out
 
 
+def _mode(config: TrainConfig) -> NormalizationMode:
+    if config.per_image_normalization:
+        return "per_image"
+    return cast(NormalizationMode, config.normalization)
+
+
 def _to_training(pair: ChangePair, norm: Normalization) -> TrainingPair:
     ok = np.asarray(np.isfinite(pair.before).all(0) & np.isfinite(pair.after).all(0), dtype=bool)
     if pair.valid is not None:
         ok &= pair.valid
-    before, after = norm.apply(pair.before, ok), norm.apply(pair.after, ok)
+    before, after = norm.apply_pair(pair.before, pair.after, ok)
     before[:, ~ok] = 0.0
     after[:, ~ok] = 0.0
     return TrainingPair(pair.name, before, after, pair.label, ok)
@@ -329,9 +343,7 @@ def train(config: TrainConfig, *, resume: bool = True, show_progress: bool = Tru
     val_split = _load_split(config, "val")
     test_split = _load_split(config, "test")
     train_pairs = train_split.pairs
-    norm = fit_normalization(
-        [img for p in train_pairs for img in (p.before, p.after)], per_image=config.per_image_normalization
-    )
+    norm = fit_normalization([img for p in train_pairs for img in (p.before, p.after)], mode=_mode(config))
     sampler = PatchSampler(
         [_to_training(p, norm) for p in train_pairs],
         patch_size=config.patch_size,

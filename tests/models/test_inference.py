@@ -5,6 +5,7 @@ import torch
 from models.cdnet import build_network
 from models.errors import InputShapeError
 from models.inference import ChangeDetector, _window
+from models.normalization import Normalization
 from tests.models.conftest import planted_pair, tiny_card
 
 
@@ -24,10 +25,15 @@ def test_predict_returns_probability_map(detector):
     assert (probability <= 1).all()
 
 
-def test_tiled_equals_untiled_away_from_seams(detector):
+@pytest.mark.parametrize("mode", ["fixed", "per_image", "reference"])
+def test_tiled_equals_untiled_away_from_seams(detector, mode):
+    # Per-image and reference statistics come from the whole arrays, so tiling must not move them.
+    detector.card.normalization = Normalization(
+        (0.35,) * 3, (0.1,) * 3, per_image=mode == "per_image", reference=mode == "reference"
+    )
     rng = np.random.default_rng(1)
     before = rng.random((3, 320, 320)).astype(np.float32)
-    after = rng.random((3, 320, 320)).astype(np.float32)
+    after = (0.5 * rng.random((3, 320, 320)) + 0.3).astype(np.float32)
     detector.tile_size = 512
     whole = detector.predict(before, after)
     detector.tile_size, detector.overlap, detector.batch_size = 192, 64, 2

@@ -8,7 +8,7 @@ import yaml
 from models.cdnet import build_network
 from models.checkpoint import load_checkpoint
 from models.errors import ConfigError
-from models.train import bce_dice_loss, load_config, lr_factor, train
+from models.train import _mode, bce_dice_loss, load_config, lr_factor, train
 from tests.models.conftest import TINY_ARCH, planted_pair, write_levir
 
 
@@ -89,9 +89,20 @@ def test_config_errors_are_collected(tmp_path):
         assert fragment in text
 
 
+def test_normalization_mode_is_checked_and_old_switch_still_means_per_image(tmp_path):
+    levir = tmp_path / "levir"
+    assert load_config(_config(tmp_path, levir, normalization="reference")).normalization == "reference"
+    old = load_config(_config(tmp_path, levir, per_image_normalization=True))
+    assert _mode(old) == "per_image"
+    with pytest.raises(ConfigError, match="not one of"):
+        load_config(_config(tmp_path, levir, normalization="global"))
+    with pytest.raises(ConfigError, match="contradicts"):
+        load_config(_config(tmp_path, levir, normalization="reference", per_image_normalization=True))
+
+
 def test_tiny_training_run_writes_a_checkpoint_with_card(tmp_path):
     levir = write_levir(tmp_path / "levir")
-    config = load_config(_config(tmp_path, levir))
+    config = load_config(_config(tmp_path, levir, normalization="reference"))
     result = train(config, resume=False, show_progress=False)
     assert result.weights.is_file()
     assert result.weights.stat().st_size < 2_000_000
@@ -101,6 +112,7 @@ def test_tiny_training_run_writes_a_checkpoint_with_card(tmp_path):
     assert card["training"]["seed"] == 0
     assert "non-commercial" in card["training_data"][0]["licence"]
     assert len(card["normalization"]["mean"]) == 3
+    assert card["normalization"]["mode"] == "reference"
     assert [h["epoch"] for h in result.history] == [0, 1]
     _net, loaded = load_checkpoint(result.weights)
     assert loaded.threshold == result.card.threshold
