@@ -655,6 +655,16 @@ class PlanCurves:
             visible += phase.weight * f
         return cls(origin, planned, 100.0 * visible / total, 100.0 * INVISIBLE_START * buildings / total)
 
+    def visible_on_schedule(self, pace: npt.ArrayLike, delay: npt.ArrayLike, t: FloatArray) -> FloatArray:
+        """Visible percent at days ``t`` (since ``origin``) on a schedule of the plan.
+
+        The schedule starts ``delay`` days late and runs at ``pace`` plan days per day; ``pace``
+        and ``delay`` broadcast against ``t``.
+        """
+        grid = np.arange(len(self.visible), dtype=np.float64)
+        index = np.clip(np.asarray(pace) * (t - np.asarray(delay)), 0.0, grid[-1])
+        return np.asarray(np.interp(index, grid, self.visible), dtype=np.float64)
+
     def index(self, on: date) -> int:
         """Index of a day, clipped to the table."""
         return int(np.clip((on - self.origin).days, 0, len(self.planned) - 1))
@@ -1044,8 +1054,7 @@ def site_reading_noise(
     best = int(np.argmax(warps[2]))
     pace, delay = float(warps[0][best]), float(warps[1][best])
     t = np.array([(o.acquired_at_utc.date() - table.origin).days for o in known], dtype=np.float64)
-    grid = np.arange(len(table.visible), dtype=np.float64)
-    mean = np.interp(np.clip(pace * (t - delay), 0.0, grid[-1]), grid, table.visible)
+    mean = table.visible_on_schedule(pace, delay, t)
     resid = np.array([float(o.percent or 0.0) for o in known], dtype=np.float64) - mean
     is_clear = np.array([o.observed_fraction >= opts.stall_clear_seen for o in known], dtype=bool)
     out = list(floors)
@@ -1105,9 +1114,7 @@ def plan_warps(
     paces = np.arange(opts.min_pace, opts.max_pace + 1e-9, opts.warp_pace_step)
     delays = np.arange(-opts.warp_max_early_days, opts.warp_max_delay_days + 1e-9, opts.warp_delay_step_days)
     pace_g, delay_g = (a.ravel() for a in np.meshgrid(paces, delays, indexing="ij"))
-    grid = np.arange(len(table.visible), dtype=np.float64)
-    index = np.clip(pace_g[:, None] * (t[None, :] - delay_g[:, None]), 0.0, grid[-1])
-    mean = np.interp(index, grid, table.visible)
+    mean = table.visible_on_schedule(pace_g[:, None], delay_g[:, None], t[None, :])
     z = (y[None, :] - mean) / noise[None, :]
     q = opts.warp_phantom_prior if table.phantom_pp > 0.0 else 0.0
     good = (1.0 - p_out - q) * np.exp(-0.5 * z**2) / (noise * math.sqrt(2.0 * math.pi))

@@ -42,6 +42,22 @@ def reference(sim_archive, sim_sites, scene_cache, tmp_path_factory):
     return out
 
 
+def _kill_a_running_site(engine, killed: list, stop: threading.Event) -> None:
+    """Once one site is done, SIGKILL the process of a run in progress (its record says which) and
+    append that record to ``killed``."""
+    while not stop.is_set():
+        records = jobs_repo.list_jobs(engine, limit=None)
+        if any(r.status == "ok" for r in records):
+            # a run started moments ago is surely still in progress (a site takes over a second)
+            fresh = datetime.now(UTC) - timedelta(seconds=0.3)
+            running = [r for r in records if r.status == "running" and r.owner and r.started_at > fresh]
+            if running:
+                os.kill(int(running[0].owner.rsplit(":", 1)[1]), signal.SIGKILL)
+                killed.append(running[0])
+                return
+        time.sleep(0.02)
+
+
 def _same_figures(engine, reference, copies):
     for original, (summary, points, inputs) in reference.items():
         for k in range(copies):
@@ -74,25 +90,11 @@ def test_a_worker_killed_mid_batch_still_leaves_every_site_done_exactly_once(
     store_book(engine, book)
     ids = [s.id for s in book.sites]
     spec = spec_for(url, sim_archive, scene_cache)
-    killed: list[str] = []
-
-    def kill_a_busy_worker(stop: threading.Event) -> None:
-        # once one site is done, SIGKILL the process of a run in progress: its record says which
-        while not stop.is_set():
-            records = jobs_repo.list_jobs(engine, limit=None)
-            if any(r.status == "ok" for r in records):
-                # a run started moments ago is surely still in progress (a site takes over a second)
-                fresh = datetime.now(UTC) - timedelta(seconds=0.3)
-                running = [r for r in records if r.status == "running" and r.owner and r.started_at > fresh]
-                if running:
-                    os.kill(int(running[0].owner.rsplit(":", 1)[1]), signal.SIGKILL)
-                    killed.append(running[0].id)
-                    return
-            time.sleep(0.02)
+    killed: list = []
 
     with Client(cluster) as client:
         stop = threading.Event()
-        killer = threading.Thread(target=kill_a_busy_worker, args=(stop,))
+        killer = threading.Thread(target=_kill_a_running_site, args=(engine, killed, stop))
         killer.start()
         try:
             result = run_refresh(engine, spec, ids, executor=DaskRunner(client=client))
@@ -125,23 +127,11 @@ def test_a_process_pool_worker_killed_mid_site_is_resubmitted_and_every_site_don
     book = clone_book(sim_sites, 2)
     store_book(engine, book)
     ids = [s.id for s in book.sites]
-    killed: list[str] = []
-
-    def kill_the_worker_mid_site(stop: threading.Event) -> None:
-        while not stop.is_set():
-            records = jobs_repo.list_jobs(engine, limit=None)
-            if any(r.status == "ok" for r in records):
-                fresh = datetime.now(UTC) - timedelta(seconds=0.3)
-                running = [r for r in records if r.status == "running" and r.owner and r.started_at > fresh]
-                if running:
-                    os.kill(int(running[0].owner.rsplit(":", 1)[1]), signal.SIGKILL)
-                    killed.append(running[0].site_id)
-                    return
-            time.sleep(0.02)
+    killed: list = []
 
     runner = ProcessPoolRunner(1)
     stop = threading.Event()
-    killer = threading.Thread(target=kill_the_worker_mid_site, args=(stop,))
+    killer = threading.Thread(target=_kill_a_running_site, args=(engine, killed, stop))
     killer.start()
     try:
         result = run_refresh(engine, spec_for(url, sim_archive, scene_cache), ids, executor=runner)
@@ -157,7 +147,7 @@ def test_a_process_pool_worker_killed_mid_site_is_resubmitted_and_every_site_don
     assert sorted(r.site_id for r in sites) == sorted(ids), "one record per site"
     assert {r.status for r in sites} == {"ok"}
     attempts = {r.site_id: r.attempts for r in sites}
-    assert attempts[killed[0]] == 2, f"the killed site ran again under the same record: {attempts}"
+    assert attempts[killed[0].site_id] == 2, f"the killed site ran again under the same record: {attempts}"
     assert row_counts(engine)["summaries"] == len(ids), "exactly one set of figures per site"
     _same_figures(engine, reference, 2)
 
