@@ -116,6 +116,8 @@ class ProgressSummary:
             raised), ``"not_stalled"``, ``"not_expected"`` (the plan expects no visible progress
             in the window) or ``"insufficient"`` (too few clear scenes to tell: a cloudy month
             cannot clear a site). None for summaries stored before it existed.
+        stall_witnesses: What saw the stop when ``stalled``: ``"imagery"`` (no progress in the
+            scenes), ``"sensors"`` (the site's machines and crews idle), or both; empty otherwise.
     """
 
     site_id: str
@@ -140,3 +142,18 @@ class ProgressSummary:
     slip_low_days: int | None = None
     slip_high_days: int | None = None
     stall_check: str | None = None
+    stall_witnesses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SiteWork:
+    """How hard a site worked on one of its local days, as its sensors tell (what progress reads of IoT).
+
+    Attributes:
+        day: The site-local calendar day.
+        level: The day's work against the site's usual working day (1 = usual, 0 = sensors up
+            and nothing moving); None when no activity sensor reported (a gap, not idleness).
+    """
+
+    day: date
+    level: float | None

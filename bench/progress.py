@@ -21,6 +21,9 @@ against the simulator's truth. The last line printed is JSON:
                                stall on which the plan expects progress; stalls at or above the
                                completion threshold (which the slip truth counts as finished) left out
     false_stalls               sites never stalled but flagged stalled on some month-end
+    stall_recall_imagery,      the same two without the site sensors (imagery alone), extra: every site
+    false_stalls_imagery       has the simulator's sensors (iot.simulate, following its true fate) unless
+                               --no-sensors is given, and the stall flag reads them as a second witness
     baseline_progress_mae_pp   progress_mae_pp of the non-learned baseline, same run
 
 Usage: python bench/progress.py --seeds 101,102,103 --sites-per-seed 6 --json
@@ -43,16 +46,21 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import pickle  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from datetime import date, timedelta  # noqa: E402
+from datetime import UTC, date, datetime, timedelta  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from aoi.demo import DEMO_AS_OF, Fate, fate_curve, synthetic_portfolio  # noqa: E402
 from imagery.archive import write_archive  # noqa: E402
 from imagery.providers.local import LocalArchiveProvider  # noqa: E402
+from iot.features import daily_features, work_levels  # noqa: E402
+from iot.readings import validate_reading  # noqa: E402
+from iot.simulate import simulated_readings  # noqa: E402
+from iot.sitetime import site_timezone  # noqa: E402
 from jobs.progress import BASELINE_DAYS, compute_site_progress, make_estimator  # noqa: E402
 from models.progress import CurveOptions, PlanCurves, slip_days, summarize  # noqa: E402
 
@@ -114,8 +122,23 @@ def stall_visible_due(site, curve) -> date | None:
     return None
 
 
-def score_site(site, obs, curve, method: str) -> dict:
-    s, points = summarize(site.id, site.plan, obs, as_of=AS_OF, method=method)
+def site_activity(site, curve, seed: int) -> list:
+    """The site's daily work levels from its simulated sensors, as the refresh reads stored ones."""
+    readings = [
+        validate_reading(r.payload, now_utc=datetime(2100, 1, 1, tzinfo=UTC), site_exists=lambda _: True)
+        for r in simulated_readings(site, curve, site.plan.start, AS_OF, seed=seed)
+    ]
+    if not readings:
+        return []
+    days = daily_features(readings, site_id=site.id, start=site.plan.start, end=AS_OF, tz=site_timezone(site))
+    return work_levels(days)
+
+
+def score_site(site, obs, curve, method: str, activity: list) -> dict:
+    def flagged(on: date, work: list = activity) -> bool:
+        return summarize(site.id, site.plan, obs, as_of=on, method="b", activity=work)[0].stalled
+
+    s, points = summarize(site.id, site.plan, obs, as_of=AS_OF, method=method, activity=activity)
     fitted = [(p.on, p.observed_pct) for p in points if site.plan.start <= p.on <= AS_OF]
     mae = float(np.mean([abs(v - curve.percent(d)) for d, v in fitted])) if fitted else float("nan")
     out = {"site": site.id, "fate": curve.fate.value, "mae_pp": mae, "observed": s.observed_pct,
@@ -124,22 +147,22 @@ def score_site(site, obs, curve, method: str) -> dict:
            "slip_low": s.slip_low_days, "slip_high": s.slip_high_days}  # fmt: skip
     if curve.fate is Fate.STALLED and curve.event_day is not None:
         check = curve.event_day + timedelta(days=30)
-        out["stall_flagged"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
+        out["stall_flagged"] = flagged(check)
+        out["stall_flagged_imagery"] = flagged(check, [])
         due = stall_due(site, curve)
         if due is not None:
-            check = min(due + timedelta(days=30), AS_OF)
-            out["stall_flagged_due"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
+            out["stall_flagged_due"] = flagged(min(due + timedelta(days=30), AS_OF))
         visible_due = stall_visible_due(site, curve)
         if visible_due is not None:
-            check = min(visible_due + timedelta(days=30), AS_OF)
-            out["stall_flagged_visible"] = summarize(site.id, site.plan, obs, as_of=check, method="b")[0].stalled
+            out["stall_flagged_visible"] = flagged(min(visible_due + timedelta(days=30), AS_OF))
     elif curve.fate is not Fate.CANCELLED:
-        flags = []
+        days = []
         day = site.plan.start + timedelta(days=60)
         while day <= min(AS_OF, site.plan.end):
-            flags.append(summarize(site.id, site.plan, obs, as_of=day, method="b")[0].stalled)
+            days.append(day)
             day += timedelta(days=30)
-        out["false_stall"] = any(flags)
+        out["false_stall"] = any(flagged(d) for d in days)
+        out["false_stall_imagery"] = any(flagged(d, []) for d in days)
     return out
 
 
@@ -192,7 +215,9 @@ def main() -> None:
     )
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
     ap.add_argument("--cache-dir", type=Path, default=None, help="keep per-scene estimates here between runs")
+    ap.add_argument("--no-sensors", action="store_true", help="imagery alone: the sites have no sensors")
     args = ap.parse_args()
+    logging.getLogger("iot.sitetime").setLevel(logging.ERROR)  # simulated regions name no time zone
     model = make_estimator(None if args.checkpoint.lower() in ("", "none") else args.checkpoint)
     baseline = make_estimator(None)
     rows, base_rows = [], []
@@ -202,12 +227,13 @@ def main() -> None:
         estimates = _seed_estimates(seed, args.sites_per_seed, estimators, args.cache_dir)
         for site, by_method in estimates:
             curve = fate_curve(site)
-            rows.append(score_site(site, by_method[model.method], curve, model.method))
+            activity = [] if args.no_sensors else site_activity(site, curve, seed)
+            rows.append(score_site(site, by_method[model.method], curve, model.method, activity))
             # No checkpoint: the model *is* the baseline.
             base_rows.append(
                 rows[-1]
                 if model.method == baseline.method
-                else score_site(site, by_method[baseline.method], curve, baseline.method)
+                else score_site(site, by_method[baseline.method], curve, baseline.method, activity)
             )
             if not args.json:
                 print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
@@ -232,6 +258,13 @@ def main() -> None:
         "stall_recall_visible": round(sum(stalls_visible) / len(stalls_visible), 3) if stalls_visible else None,
         "stalls_visible": len(stalls_visible),
         "false_stalls": sum(r.get("false_stall", False) for r in rows),
+        "stall_recall_imagery": round(
+            sum(r["stall_flagged_imagery"] for r in rows if "stall_flagged_imagery" in r) / len(stalls), 3
+        )
+        if stalls
+        else None,
+        "false_stalls_imagery": sum(r.get("false_stall_imagery", False) for r in rows),
+        "sensors": not args.no_sensors,
         "sites": len(rows),
         "baseline_progress_mae_pp": round(float(np.nanmedian([r["mae_pp"] for r in base_rows])), 2),
         "baseline_slip_mae_days": round(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
+from aoi.records import SiteWork
 from iot.kinds import kind_for
 
 logger = logging.getLogger(__name__)
@@ -238,4 +239,59 @@ def daily_features(
             )
         )
         day += timedelta(days=1)
+    return out
+
+
+def work_levels(
+    features: Iterable[SiteDayFeatures],
+    *,
+    start: date | None = None,
+    reference_days: int = 365,
+    min_reference_days: int = 14,
+    working_share: float = 0.1,
+    cap: float = 3.0,
+) -> list[SiteWork]:
+    """How hard the site worked each day against its usual working day (what the stall test reads).
+
+    Unlike :attr:`SiteDayFeatures.activity_index`, whose 28-day baseline sinks with a stopped site
+    (four weeks in, idle *is* usual and the index is undefined), the reference here is each
+    activity metric's upper quartile over the *working* days of the trailing ``reference_days``:
+    days on which the metric reached ``working_share`` of its maximum in that window. A stop of
+    months leaves it where the work was (guards at the gate of a stopped site are a few percent
+    of its crews). The level is the mean over the metrics of value / reference, each capped at
+    ``cap``.
+
+    Args:
+        features: Consecutive daily features, the reference history first.
+        start: First day returned (default: the first of ``features``).
+        reference_days: Trailing window of the reference (days).
+        min_reference_days: Fewest working days a metric needs in that window to be compared.
+        working_share: Share of the window's maximum that makes a day a working day.
+        cap: Largest ratio one metric contributes (a delivery rush is not three days' work).
+
+    Returns:
+        One :class:`SiteWork` per day from ``start``; level None where no metric could be compared.
+    """
+    days = sorted(features, key=lambda f: f.day)
+    history: dict[str, list[tuple[date, float]]] = {name: [] for name in ACTIVITY_KINDS}
+    out: list[SiteWork] = []
+    for f in days:
+        ratios: list[float] = []
+        oldest = f.day - timedelta(days=reference_days)
+        for name in ACTIVITY_KINDS:
+            past = history[name]
+            while past and past[0][0] < oldest:
+                past.pop(0)
+            value = getattr(f, name)
+            if value is None:
+                continue
+            if past:
+                floor = working_share * max(v for _, v in past)
+                working = [v for _, v in past if v > floor]
+                if len(working) >= min_reference_days:
+                    reference = statistics.quantiles(working, n=4)[2] if len(working) > 1 else working[0]
+                    ratios.append(min(value / reference, cap))
+            past.append((f.day, float(value)))
+        if start is None or f.day >= start:
+            out.append(SiteWork(f.day, statistics.fmean(ratios) if ratios else None))
     return out

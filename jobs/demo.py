@@ -47,8 +47,9 @@ logger = logging.getLogger(__name__)
 #: The demo archive starts well before the earliest plan so every site has a baseline.
 DEMO_IMAGERY_START = date(2024, 3, 1)
 DEMO_SEED = 7
-#: Days of simulated sensor history loaded for the demo.
-DEMO_SENSOR_DAYS = 120
+#: Days of simulated sensor history loaded for the demo: back past the stalled site's stop (2026-06-15),
+#: so its sensors know its working days (:func:`iot.features.work_levels`).
+DEMO_SENSOR_DAYS = 200
 #: The market series shipped for the demo regions (regenerate with risk/data/make_market_demo.py).
 DEMO_MARKET_CSV = DEFAULT_CONFIG_DIR.parent / "data" / "market_demo.csv"
 
@@ -83,6 +84,12 @@ def build_demo(settings: Settings, *, console: Console | None = None) -> DemoRes
                 bar.advance(task)
 
             write_archive(archive, portfolio.sites, DEMO_IMAGERY_START, DEMO_AS_OF, seed=DEMO_SEED, on_scene=tick)
+    # Site sensors first: the same ingestion path as HTTP and files (idempotent on re-runs); the
+    # refresh reads them as the stall flag's second witness.
+    sensors_from = DEMO_AS_OF - timedelta(days=DEMO_SENSOR_DAYS)
+    ingest = load_simulated_readings(engine, portfolio.sites, sensors_from, DEMO_AS_OF, seed=DEMO_SEED)
+    console.print(f"sensor readings: {ingest.accepted} stored, {ingest.duplicate} already there")
+
     provider = LocalArchiveProvider(archive)
     estimator = make_estimator(settings.checkpoint, threads=settings.torch_threads)
     console.print(f"progress by {estimator.method}")
@@ -101,11 +108,6 @@ def build_demo(settings: Settings, *, console: Console | None = None) -> DemoRes
     for o in outcomes:
         if o.status != "ok":
             console.print(f"[yellow]{o.site_id}: {o.status}[/] {o.reason}")
-
-    # Site sensors: the same ingestion path as HTTP and files (idempotent on re-runs).
-    sensors_from = DEMO_AS_OF - timedelta(days=DEMO_SENSOR_DAYS)
-    ingest = load_simulated_readings(engine, portfolio.sites, sensors_from, DEMO_AS_OF, seed=DEMO_SEED)
-    console.print(f"sensor readings: {ingest.accepted} stored, {ingest.duplicate} already there")
 
     # Loan servicing and market feeds, then the refresh's portfolio stage: daily sensor features,
     # scores, alerts, cases and notifications. Without a configured relay and receiver, a local

@@ -22,8 +22,9 @@ from typing import Any, Literal, overload
 from sqlalchemy import Engine
 
 from aoi.errors import SiteNotFoundError
+from aoi.records import SiteWork
 from iot.errors import BatchTooLargeError, CsvInvalidError
-from iot.features import SiteDayFeatures, daily_features, local_midnight_utc
+from iot.features import SiteDayFeatures, daily_features, local_midnight_utc, work_levels
 from iot.mqtt import BrokerAddress, Message, MqttSubscriber, SubscriberStats
 from iot.readings import (
     TOPIC_ROOT,
@@ -537,3 +538,21 @@ def site_daily_features(
         silence_hours=silence_hours,
         tz=tz,
     )
+
+
+def site_work(engine: Engine, site_id: str, end: date, *, days: int = 60, reference_days: int = 365) -> list[SiteWork]:
+    """The site's daily work levels over the ``days`` local days up to ``end``, from its stored readings.
+
+    What the progress stage gives the stall flag as its second witness
+    (:func:`models.progress.idle_evidence`); the levels compare each day with the site's working
+    days of the ``reference_days`` before it (:func:`iot.features.work_levels`). Empty for a site
+    without readings.
+
+    Raises:
+        SiteTimezoneError: The site's ``properties.timezone`` names no zone.
+    """
+    first = end - timedelta(days=days - 1)
+    features = site_daily_features(engine, site_id, first - timedelta(days=reference_days), end)
+    if not any(f.readings for f in features):
+        return []
+    return work_levels(features, start=first, reference_days=reference_days)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from aoi.model import Site, is_groundwork
-from aoi.records import ProgressPoint, ProgressSummary, SceneProgress, SceneRecord
+from aoi.records import ProgressPoint, ProgressSummary, SceneProgress, SceneRecord, SiteWork
 from geo import Grid, grid_for, rasterize_mask
 from imagery.cache import SceneCache
 from imagery.cube import load_datacube
@@ -113,11 +114,14 @@ def compute_site_progress(
     cache: SceneCache | None = None,
     max_cloud_pct: float = 60.0,
     curve: CurveOptions | None = None,
+    activity: Sequence[SiteWork] = (),
 ) -> SiteProgress:
     """Load a site's scenes up to ``as_of``, estimate each against the baseline, fit the curve.
 
     Scenes before the plan's start build the baseline (median of their clear pixels); every usable
     scene, before or after, gets an estimate. Skipped scenes keep their reason in ``records``.
+    ``activity`` (the site's daily work from its sensors, :func:`jobs.iot.site_work`) is the stall
+    flag's second witness; the days it read are recorded in the inputs.
     """
     grid = site_grid(site)
     layers = site_layers(site, grid)
@@ -158,7 +162,10 @@ def compute_site_progress(
         else:
             logger.warning("no scene before the plan's start: no baseline", extra={"site_id": site.id})
     opts = curve or CurveOptions()
-    summary, points = summarize(site.id, site.plan, observations, as_of=as_of, method=estimator.method, options=opts)
+    summary, points = summarize(
+        site.id, site.plan, observations, as_of=as_of, method=estimator.method, options=opts, activity=activity
+    )
+    window = as_of - timedelta(days=opts.idle_days)
     inputs = {
         "grid": grid.to_dict(),
         "baseline_scenes": baseline_ids,
@@ -169,6 +176,12 @@ def compute_site_progress(
         "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
         "as_of": as_of.isoformat(),
         "curve_options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
+        # The sensor days the stall flag read (its window), so the figures trace back to them.
+        "site_work": [
+            [w.day.isoformat(), None if w.level is None else round(w.level, 4)]
+            for w in activity
+            if window < w.day <= as_of
+        ],
     }
     return SiteProgress(
         site.id,

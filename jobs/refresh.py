@@ -33,12 +33,14 @@ import xarray as xr
 from sqlalchemy import Engine
 
 from aoi.model import Site
-from aoi.records import SceneRecord
+from aoi.records import SceneRecord, SiteWork
 from geo import BBox, Grid
 from imagery.cache import SceneCache
 from imagery.cube import REASON_READ_ERROR
 from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavailableError
 from imagery.providers.base import SceneProvider, SceneRef, read_bands_into
+from iot.errors import IotError
+from jobs.iot import site_work
 from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, site_grid
 from models.errors import ModelError
 from models.estimate import SceneEstimator
@@ -250,8 +252,9 @@ def site_progress(
     cache: SceneCache | None = None,
     max_cloud_pct: float = 60.0,
     max_read_attempts: int | None = None,
+    activity: Sequence[SiteWork] = (),
 ) -> SiteProgress:
-    """:func:`jobs.progress.compute_site_progress` as a refresh sees the site's scenes.
+    """:func:`jobs.progress.compute_site_progress` as a refresh sees the site's scenes (and ``activity``, its sensors).
 
     Rejected scenes are not read: their stored records stand in the result, in time order. With
     ``max_read_attempts``, read failures are counted on from ``history`` and a scene that reaches
@@ -260,7 +263,13 @@ def site_progress(
     rejected = history.rejected_ids
     source: SceneProvider = SceneFilteringProvider(provider, rejected) if rejected else provider
     result = compute_site_progress(
-        site, provider=source, estimator=estimator, as_of=as_of, cache=cache, max_cloud_pct=max_cloud_pct
+        site,
+        provider=source,
+        estimator=estimator,
+        as_of=as_of,
+        cache=cache,
+        max_cloud_pct=max_cloud_pct,
+        activity=activity,
     )
     records = list(result.records)
     if max_read_attempts is not None:
@@ -268,6 +277,18 @@ def site_progress(
     records += [r for r in history.rejected if r.acquired_at_utc.date() <= as_of]
     records.sort(key=lambda r: (r.acquired_at_utc, r.scene_id))
     return replace(result, records=records)
+
+
+def load_site_work(engine: Engine, site: Site, as_of: date) -> list[SiteWork]:
+    """The site's recent daily work from its stored sensor readings, for the stall flag; empty without them.
+
+    A site whose time zone cannot be resolved still gets its figures, from imagery alone (logged).
+    """
+    try:
+        return site_work(engine, site.id, as_of)
+    except IotError as exc:
+        logger.warning("sensor work not read: %s", exc, extra={"site_id": site.id})
+        return []
 
 
 def judge_read_failures(
@@ -408,12 +429,16 @@ def refresh_site(
 
     # Stages 2-3: fetch (provider reads, timed by the wrapper), masks, change and progress.
     # Rejected scenes are not read again; read failures are counted, and reject a scene at the limit.
+    # The site's sensors are the stall flag's second witness.
+    t_sensors = time.perf_counter()
+    work = load_site_work(engine, site, as_of)
+    stages["sensors"] = time.perf_counter() - t_sensors
     fetch_before = timed.seconds
     t1 = time.perf_counter()
     try:
         result = site_progress(
             site, provider=timed, estimator=estimator, as_of=as_of, history=found.history, cache=cache,
-            max_cloud_pct=max_cloud_pct, max_read_attempts=max_read_attempts,
+            max_cloud_pct=max_cloud_pct, max_read_attempts=max_read_attempts, activity=work,
         )  # fmt: skip
     except (ImageryError, ModelError, ValueError, OSError) as exc:
         return failed(exc)

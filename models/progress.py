@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aoi.model import Plan, builds_on_pad
-from aoi.records import ProgressEvent, ProgressPoint, ProgressSummary, SceneProgress
+from aoi.records import ProgressEvent, ProgressPoint, ProgressSummary, SceneProgress, SiteWork
 from models.estimate import BuildLadder
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,21 @@ class CurveOptions:
             (:func:`site_reading_noise`), which itself rests on this fit. Without it, phantoms on
             every third scene pulled a half-pace site's schedule a step ahead, so flat readings
             before its real slab step read as a stop.
+        idle_days: The sensor witness (:func:`idle_evidence`) looks at this many days before the
+            verdict: three weeks, past a one-week break, so a site stopped on a stretch of its
+            plan that imagery cannot see (earthworks before slabs) is flagged within a month.
+        idle_level: A day at or below this share of the site's usual work is idle (guards alone
+            at the gate of a stopped site read about 0.05).
+        idle_share: Share of the reported days in that window that must be idle.
+        idle_min_reported: Share of the window's days that must have sensor reports; a feed
+            that went quiet (removed, broken) is a gap, not a stop.
+        idle_planned_pp: Least nominal progress (all work, seen from space or not) the plan must
+            expect over that window, on the slowest schedule the imagery allows. Sensors measure
+            the work itself, so any planned work will do; this only keeps out planned pauses and
+            a schedule's last days. Lower than ``stall_planned_pp``: a site running at a quarter
+            of the plan's pace is expected under 3 pp in three weeks. Chosen on seeds 101-103
+            (0.5 raised a false stall; the minimum over schedules, not their median, for the
+            same reason).
     """
 
     noise_pp: float = 4.0
@@ -153,6 +168,11 @@ class CurveOptions:
     warp_region_nats: float = 3.0
     warp_memory_days: float = 90.0
     warp_phantom_prior: float = 0.05
+    idle_days: int = 21
+    idle_level: float = 0.2
+    idle_share: float = 0.9
+    idle_min_reported: float = 0.8
+    idle_planned_pp: float = 1.0
 
 
 def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
@@ -429,6 +449,7 @@ def summarize(
     as_of: date,
     method: str,
     options: CurveOptions | None = None,
+    activity: Sequence[SiteWork] = (),
 ) -> tuple[ProgressSummary, list[ProgressPoint]]:
     """Progress against plan on ``as_of`` and the curve at every observation day.
 
@@ -439,6 +460,8 @@ def summarize(
         as_of: The day of the figures.
         method: Which estimator produced the observations (recorded with the figures).
         options: Curve tuning.
+        activity: The site's daily work from its sensors, if it has any: a second witness for
+            the stall flag (:func:`idle_evidence`); days after ``as_of`` are ignored.
 
     Returns:
         The summary and the series (one point per scene day up to ``as_of``, then ``as_of``).
@@ -467,8 +490,11 @@ def summarize(
         return summary, points
     half = band_halfwidth(curve, as_of, opts) or 0.0
     rate = _rate(curve, as_of, opts.rate_window_days)
-    stalled = is_stalled(table, curve, filled, as_of, opts)
-    stall_check = stall_check_of(stalled, stall_evidence(table, curve, filled, as_of, opts))
+    seen = stall_evidence(table, curve, filled, as_of, opts)
+    idle = idle_evidence(table, curve, filled, activity, as_of, opts)
+    witnesses = stall_witnesses(is_stalled(table, curve, filled, as_of, opts), seen, idle, opts)
+    stalled = bool(witnesses)
+    stall_check = stall_check_of(stalled, seen)
     # A stalled site is not moved on past its newest scene.
     position = plan_position(table, curve, as_of, opts, project=not stalled)
     # Each finish date is late in its own way: the curve's after low scatter holds it under the
@@ -502,6 +528,7 @@ def summarize(
         slip_low_days=slip_low,
         slip_high_days=slip_high,
         stall_check=stall_check,
+        stall_witnesses=witnesses,
     )
     return summary, points
 
@@ -1190,12 +1217,100 @@ def anchored_stall(
 
 
 def stall_check_of(stalled: bool, evidence: StallEvidence) -> str:
-    """What an officer is told about stalls: the flag, or why it is down (no verdict is not "fine")."""
+    """What an officer is told about stalls: the flag, or why it is down (no verdict is not "fine").
+
+    Sensors that read "working" do not clear a site imagery could not: their reference (the site's
+    usual day) is only as good as the history behind it.
+    """
     if stalled:
         return "stalled"
     if evidence.verdict in ("insufficient", "not_expected"):
         return evidence.verdict
     return "not_stalled"
+
+
+@dataclass(frozen=True, slots=True)
+class IdleEvidence:
+    """What a site's sensors say about a stop over the last ``idle_days``.
+
+    Attributes:
+        verdict: ``"idle"`` (the plan expects progress and the site's machines and crews stood
+            still); ``"working"``; ``"not_expected"`` (the plan, on some schedule the imagery
+            allows, expects less than ``idle_planned_pp`` in the window, or the site reads
+            finished); ``"insufficient"`` (too few days with reports, or no imagery to place the
+            site on its plan).
+        days_reported: Days of the window with a work level.
+        days_idle: Of those, days at or below ``idle_level``.
+        expected_pp: Planned progress over the window (nominal plan, not the visible one) on the
+            schedule, of those the imagery allows, that expects the least; 0 when not computed.
+    """
+
+    verdict: Literal["idle", "working", "not_expected", "insufficient"]
+    days_reported: int
+    days_idle: int
+    expected_pp: float = 0.0
+
+
+def idle_evidence(
+    table: PlanCurves,
+    curve: FittedCurve,
+    observations: Sequence[SceneProgress],
+    activity: Sequence[SiteWork],
+    as_of: date,
+    options: CurveOptions | None = None,
+) -> IdleEvidence:
+    """The sensor witness: the site stood idle for ``idle_days`` while its plan expected progress.
+
+    Imagery sees slabs and roofs, not the months of excavation and formwork before them: a site
+    stopped there looks like one on plan until the plan expects something visible. Its machines,
+    crews, deliveries and pours (:class:`SiteWork`) stop at once. The plan's expectation is the
+    *nominal* one (all work, visible or not) over the window, on the site's own schedule fitted
+    to the imagery (:func:`plan_warps`), taking of the schedules the readings allow the one that
+    expects the least; a site in a planned pause, or one that reads finished, is not expected to
+    work. Only days with reports count; silence is a gap (a removed or broken feed), not a stop.
+    """
+    opts = options or CurveOptions()
+    start = as_of - timedelta(days=opts.idle_days)
+    levels = [w.level for w in activity if start < w.day <= as_of and w.level is not None]
+    reported = len(levels)
+    idle = sum(level <= opts.idle_level for level in levels)
+    if reported < opts.idle_min_reported * opts.idle_days:
+        return IdleEvidence("insufficient", reported, idle)
+    if idle < opts.idle_share * reported:
+        return IdleEvidence("working", reported, idle)
+    known = [o for o in observations if o.acquired_at_utc.date() <= start]
+    if finish_day(known, start, opts) is not None:
+        return IdleEvidence("not_expected", reported, idle)
+    level0 = curve.until(start).value(start)
+    warps = plan_warps(table, observations, start, opts)
+    if level0 is None or warps is None:
+        return IdleEvidence("insufficient", reported, idle)
+    if level0 >= opts.complete_pct:
+        return IdleEvidence("not_expected", reported, idle)
+    pace, delay, _ = warps
+    grid = np.arange(len(table.planned), dtype=np.float64)
+    index = np.clip(pace * ((start - table.origin).days - delay), 0.0, grid[-1])
+    ahead = np.minimum(index + pace * opts.idle_days, grid[-1])
+    gain = np.interp(ahead, grid, table.planned) - np.interp(index, grid, table.planned)
+    expected = float(gain.min())
+    verdict: Literal["idle", "not_expected"] = "idle" if expected >= opts.idle_planned_pp else "not_expected"
+    return IdleEvidence(verdict, reported, idle, round(expected, 2))
+
+
+def stall_witnesses(
+    imagery_stalled: bool, seen: StallEvidence, idle: IdleEvidence, opts: CurveOptions
+) -> tuple[str, ...]:
+    """Who saw the stop: ``("imagery",)``, ``("sensors",)``, both, or nobody (no flag).
+
+    Idle sensors do not outvote imagery that shows progress with substantial evidence (the
+    likelihood ratio as far for "moving" as the flag needs it for "stopped") on a full window:
+    the work is happening, and a feed that reads idle is broken or misattributed. A window
+    widened for want of clear scenes does not veto: it reaches back past the idle weeks, to
+    progress made before the stop.
+    """
+    imagery_moving = not seen.widened and seen.log_ratio is not None and seen.log_ratio < -opts.stall_log_ratio
+    sensors = idle.verdict == "idle" and not imagery_moving
+    return tuple(name for name, saw in (("imagery", imagery_stalled), ("sensors", sensors)) if saw)
 
 
 def is_stalled(

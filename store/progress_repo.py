@@ -45,6 +45,7 @@ def summary_from_json(raw: dict[str, Any]) -> ProgressSummary:
     fields["events"] = tuple(
         ProgressEvent(e["kind"], date.fromisoformat(e["on"]), e["detail"], e["drop_pp"]) for e in fields["events"]
     )
+    fields["stall_witnesses"] = tuple(fields.get("stall_witnesses", ()))
     return ProgressSummary(**fields)
 
 

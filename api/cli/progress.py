@@ -65,7 +65,7 @@ def _write_evidence(settings: Settings, engine: Engine, site: Site, out_dir: Pat
     from jobs.context import open_provider
     from jobs.evidence import write_evidence
     from jobs.progress import make_estimator
-    from jobs.refresh import load_scene_history, site_progress
+    from jobs.refresh import load_scene_history, load_site_work, site_progress
 
     if as_of_text is not None:
         day = date.fromisoformat(as_of_text)
@@ -83,6 +83,7 @@ def _write_evidence(settings: Settings, engine: Engine, site: Site, out_dir: Pat
         history=load_scene_history(engine, site.id, provider.name),
         cache=SceneCache(settings.cache_dir),
         max_cloud_pct=settings.max_cloud_pct,
+        activity=load_site_work(engine, site, day),
     )
     # The folder is left out of the command so the manifest is the same wherever it is written.
     command = f"sitewatch progress {site.id} --as-of {day.isoformat()} --evidence DIR"
@@ -106,7 +107,8 @@ def _verdict(s: ProgressSummary) -> str:
     if s.outside_activity_pct is not None:
         lines.append(f"activity outside the footprints: {s.outside_activity_pct:.1f} % of the site")
     if s.stalled:
-        lines.append("[bold red]STALLED[/]: the plan expects progress and none has been seen")
+        seen_by = " and ".join(s.stall_witnesses) or "imagery"
+        lines.append(f"[bold red]STALLED[/]: the plan expects progress and none has been seen (by {seen_by})")
     for e in s.events:
         lines.append(f"[bold yellow]{e.kind.upper()}[/] on {e.on}: {e.detail}")
     return "\n".join(lines)

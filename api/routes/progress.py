@@ -125,6 +125,11 @@ class ProgressSummaryPublic(BaseModel):
         description='"stalled", "not_stalled", "not_expected" (no visible progress due) or "insufficient" '
         "(too few clear scenes in the window to tell)",
     )
+    stall_witnesses: list[str] = Field(
+        default_factory=list,
+        description='What saw the stop when stalled: "imagery" (no progress in the scenes), "sensors" '
+        "(the site's machines and crews idle while the plan expects work), or both",
+    )
     last_observation: date | None = Field(description="Sensing day of the newest usable scene")
     method: str = Field(description='"baseline:<name>" or "model:<checkpoint>@<sha12>"')
 
@@ -142,6 +147,7 @@ class ProgressSummaryPublic(BaseModel):
             slip_days=s.slip_days,
             stalled=s.stalled,
             stall_check=s.stall_check,
+            stall_witnesses=list(s.stall_witnesses),
             last_observation=s.last_observation,
             method=s.method,
         )

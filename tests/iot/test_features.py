@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from iot.features import daily_features
+from iot.features import daily_features, work_levels
 from iot.readings import Reading
 
 
@@ -65,3 +65,31 @@ def test_without_enough_baseline_there_is_no_index():
     (f,) = daily_features(_site(days), site_id="s1", start=days[4], end=days[4])
     assert f.equipment_hours == pytest.approx(8.0)
     assert f.activity_index is None
+
+
+def test_work_levels_stay_low_through_a_long_stop():
+    # 60 working days, then 200 idle ones with two guards at the gate: four weeks in, the activity
+    # index compares idle with idle; the work level keeps reading the stop against the working days.
+    days = _days(260)
+    idle = set(days[60:])
+    readings = [
+        r
+        if r.kind != "workforce_count" or r.observed_at_utc.date() not in idle
+        else _r("gate", r.kind, r.observed_at_utc, 2.0)
+        for r in _site(days, idle=idle)
+    ]
+    feats = daily_features(readings, site_id="s1", start=days[0], end=days[-1])
+    levels = {w.day: w.level for w in work_levels(feats)}
+    assert levels[days[10]] is None  # under 14 working days behind it: nothing to compare with
+    assert levels[days[50]] == pytest.approx(1.0)
+    assert all(levels[d] < 0.05 for d in days[61:])
+    assert feats[-1].activity_index == pytest.approx(1.0)  # its 28-day baseline is idle: idle reads usual
+
+
+def test_work_levels_are_none_on_gap_days_and_start_where_asked():
+    days = _days(60)
+    feats = daily_features(_site(days, skip={days[50]}), site_id="s1", start=days[0], end=days[-1])
+    out = work_levels(feats, start=days[40])
+    assert [w.day for w in out] == days[40:]
+    assert {w.day: w.level for w in out}[days[50]] is None
+    assert {w.day: w.level for w in out}[days[51]] == pytest.approx(1.0)

@@ -5,7 +5,7 @@ from iot.features import daily_features
 from iot.readings import validate_reading
 from iot.simulate import simulated_readings
 from jobs.demo import load_simulated_readings
-from jobs.iot import site_daily_features
+from jobs.iot import site_daily_features, site_work
 from store import readings as rs
 from tests.iot.conftest import NOW
 
@@ -64,3 +64,14 @@ def test_demo_loads_through_the_ingestion_path_once(demo_engine):
     (late,) = site_daily_features(demo_engine, "in-pnq-factory", date(2026, 7, 10), date(2026, 7, 10))
     assert late.equipment_hours == 0.0
     assert late.workforce == 2.0
+
+
+def test_stored_readings_of_a_stalled_site_read_idle_work(demo_engine):
+    # in-pnq-factory stops on 15 June; two months of its working days are stored before that.
+    load_simulated_readings(demo_engine, [SITES["in-pnq-factory"]], date(2026, 4, 15), date(2026, 7, 31), seed=1)
+    work = site_work(demo_engine, "in-pnq-factory", date(2026, 7, 31), days=30)
+    assert [w.day for w in work] == [date(2026, 7, 2) + timedelta(days=k) for k in range(30)]
+    assert all(w.level is not None and w.level < 0.1 for w in work)
+    before = site_work(demo_engine, "in-pnq-factory", date(2026, 6, 10), days=10)
+    assert all(w.level is not None and w.level > 0.5 for w in before)
+    assert site_work(demo_engine, "es-sev-solar", date(2026, 7, 31)) == []  # no sensors stored

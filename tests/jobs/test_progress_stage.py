@@ -60,3 +60,26 @@ def test_refresh_stores_figures_traceably_and_idempotently(engine, sim_archive, 
     scenes = repo.list_scene_records(engine, site_id)
     assert len(scenes) == len({s.scene_id for s in scenes}) > summary.scenes_used
     assert set(inputs["scenes_used"]) <= {s.scene_id for s in scenes if s.used}
+
+
+@pytest.mark.integration
+def test_refresh_reads_stored_sensors_as_the_stall_flags_second_witness(engine, sim_archive, sim_sites):
+    from aoi.demo import demo_portfolio
+    from jobs.demo import load_simulated_readings
+
+    repo.save_portfolio(engine, demo_portfolio())
+    as_of = date(2026, 7, 15)  # in-pnq-factory stopped on 15 June; its sensors stayed up
+    load_simulated_readings(engine, sim_sites, date(2026, 4, 15), as_of, seed=5)
+    provider = LocalArchiveProvider(sim_archive)
+    outcomes = refresh_sites(engine, sim_sites, provider=provider, estimator=CVA, as_of=as_of)
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    stalled, _, inputs = progress_repo.latest_progress(engine, _site(sim_sites, "stalled").id)
+    assert stalled.stalled
+    assert "sensors" in stalled.stall_witnesses
+    assert len(inputs["site_work"]) == 21  # the window the flag read, traceable with the figures
+    assert all(level < 0.1 for _, level in inputs["site_work"])
+    on_track, _, inputs = progress_repo.latest_progress(engine, _site(sim_sites, "on_track").id)
+    assert not on_track.stalled
+    assert on_track.stall_witnesses == ()
+    assert all(level > 0.3 for _, level in inputs["site_work"])
+    assert "sensors" in outcomes[0].stage_seconds

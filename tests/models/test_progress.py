@@ -7,7 +7,7 @@ import pytest
 from shapely.geometry import box
 
 from aoi import Phase, Plan
-from aoi.records import SceneProgress
+from aoi.records import SceneProgress, SiteWork
 from models.progress import (
     CurveOptions,
     PlanCurves,
@@ -15,6 +15,7 @@ from models.progress import (
     band_halfwidth,
     fill_unseen_phases,
     fit_curve,
+    idle_evidence,
     isotonic_fit,
     plan_days_for_percent,
     site_reading_noise,
@@ -504,3 +505,95 @@ def test_phantom_slabs_are_discounted_in_the_progress_curve() -> None:
             plain.append(float(np.mean(np.abs(np.array(bare.fitted) - true))))
             modelled.append(float(np.mean(np.abs(np.array(fitted.fitted) - true))))
     assert np.mean(modelled) < 0.7 * np.mean(plain)
+
+
+# ---------------------------------------------------------------- the sensor witness
+
+
+PLAN_START, YEAR_END = date(2025, 1, 1), date(2025, 12, 31)
+
+
+def _work(first: date, last: date, *, idle_from: date | None = None, idle: float = 0.05, seed: int = 0):
+    """Daily work levels: a usual day (about 1) until ``idle_from``, then ``idle`` (guards at the gate)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    day = first
+    while day <= last:
+        level = idle if idle_from is not None and day >= idle_from else float(rng.uniform(0.7, 1.3))
+        out.append(SiteWork(day, level))
+        day += timedelta(days=1)
+    return out
+
+
+def test_stop_where_imagery_sees_nothing_is_flagged_by_idle_sensors():
+    # Stopped on 10 May, in building A's set-up and excavation: the visible plan is flat until its
+    # slabs show (7 June), so on 5 June the scenes look like a site on plan. Its machines do not.
+    stop, as_of = date(2025, 5, 10), date(2025, 6, 5)
+    table = PlanCurves.of(PAD_PLAN)
+    assert table.visible[table.index(stop)] == table.visible[table.index(as_of)]
+    for seed in range(5):
+        obs = _visible_series(1.0, stop=stop, seed=seed)
+        alone = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0]
+        assert not alone.stalled
+        assert alone.stall_witnesses == ()
+        work = _work(date(2025, 1, 1), as_of, idle_from=stop + timedelta(days=1), seed=seed)
+        summary = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+        assert summary.stalled
+        assert summary.stall_witnesses == ("sensors",)
+        assert summary.stall_check == "stalled"
+        assert summary.forecast_completion is None  # a stalled site gets no finish date
+
+
+def test_site_at_work_is_not_flagged_and_idle_planned_pause_is_not_a_stall():
+    # On plan all year; its sensors idle through April, the plan's pause between the two phases.
+    pause = date(2025, 4, 1)
+    obs = _visible_series(1.0, seed=3)
+    work = [
+        w if not (pause <= w.day <= date(2025, 4, 30)) else SiteWork(w.day, 0.05) for w in _work(PLAN_START, YEAR_END)
+    ]
+    flags = [
+        summarize("s", PAD_PLAN, obs, as_of=date(2025, month, 28), method="t", activity=work)[0].stalled
+        for month in range(3, 13)
+    ]
+    assert not any(flags)
+    table = PlanCurves.of(PAD_PLAN)
+    curve = fit_curve(obs)
+    paused = idle_evidence(table, curve, obs, work, date(2025, 4, 28))
+    assert paused.verdict == "not_expected"
+    assert paused.days_idle == 21
+
+
+def test_idle_feed_does_not_outvote_imagery_that_sees_progress():
+    # Slabs and roofs keep appearing in August while the feed reads idle (a broken or misfiled feed).
+    obs = _visible_series(1.0, seed=1)
+    as_of = date(2025, 8, 28)
+    work = _work(PLAN_START, as_of, idle_from=date(2025, 8, 1))
+    assert idle_evidence(PlanCurves.of(PAD_PLAN), fit_curve(obs), obs, work, as_of).verdict == "idle"
+    summary = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+    assert not summary.stalled
+    assert summary.stall_witnesses == ()
+
+
+def test_sensor_gaps_are_not_idleness():
+    # Stopped in the invisible stretch, but the feed reported on 10 of the last 21 days only.
+    stop, as_of = date(2025, 5, 10), date(2025, 6, 5)
+    obs = _visible_series(1.0, stop=stop, seed=0)
+    work = [w for w in _work(PLAN_START, as_of, idle_from=stop) if w.day.day % 2 == 0]
+    evidence = idle_evidence(PlanCurves.of(PAD_PLAN), fit_curve(obs), obs, work, as_of)
+    assert evidence.verdict == "insufficient"
+    assert evidence.days_reported < 17
+    assert not summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0].stalled
+    # The same days reported as gaps (level None) count the same.
+    nones = [SiteWork(w.day, None) if w.day.day % 2 else w for w in _work(PLAN_START, as_of, idle_from=stop)]
+    assert idle_evidence(PlanCurves.of(PAD_PLAN), fit_curve(obs), obs, nones, as_of).verdict == "insufficient"
+
+
+def test_finished_site_winding_down_is_not_a_sensor_stall():
+    # Finished early (at 1.3 times the plan's pace); crews demobilise while the plan still runs.
+    obs = _visible_series(1.3, seed=2)
+    as_of = date(2025, 11, 30)
+    assert summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0].observed_pct > 97
+    work = _work(PLAN_START, as_of, idle_from=date(2025, 10, 20))
+    summary = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+    assert not summary.stalled
+    assert idle_evidence(PlanCurves.of(PAD_PLAN), fit_curve(obs), obs, work, as_of).verdict == "not_expected"
