@@ -79,7 +79,7 @@ class RefreshOutcome:
         scenes_found: Scenes the provider lists for the site's period.
         scenes_used: Scenes that entered the progress estimate.
         seconds: Wall time of the whole refresh.
-        stage_seconds: Seconds per stage ("discover", "fetch", "model", "save").
+        stage_seconds: Seconds per stage ("discover", "sensors", "fetch", "model", "save").
         job_id: The job record of this refresh ("" when run without one).
         counts: Other counts ("scenes_new", "retries", ...).
     """

@@ -496,7 +496,9 @@ def summarize(
     stalled = bool(witnesses)
     stall_check = stall_check_of(stalled, seen)
     # A stalled site is not moved on past its newest scene.
-    position = plan_position(table, curve, as_of, opts, project=not stalled)
+    position = plan_position(
+        table, curve, as_of, opts, project=not stalled, idle_since=idle_since(activity, as_of, opts)
+    )
     # Each finish date is late in its own way: the curve's after low scatter holds it under the
     # completion level, the readings' after a cloudy month (the curve interpolates across it).
     finish_dates = [d for d in (finish_day(filled, as_of, opts), _finished_on(curve, opts.complete_pct)) if d]
@@ -747,6 +749,7 @@ def plan_position(
     project: bool = True,
     level: float | None = None,
     entered: date | None = None,
+    idle_since: date | None = None,
 ) -> PlanPosition | None:
     """Date a site's observed progress on its plan, robust where the plan is flat.
 
@@ -764,15 +767,25 @@ def plan_position(
     ``level`` replaces the curve's value as the observed progress to place, and ``entered`` the
     day the curve reached it (the stall test passes both, taken robustly from the raw estimates).
 
+    ``idle_since`` (the site's sensors idle from that day on, :func:`idle_since`) stops the
+    moving on where the work stopped; a site that stopped at a level the plan itself holds for a
+    while (a planned pause) is on plan until the plan leaves that level.
+
     Returns:
         The position, or None before the first observation.
     """
     opts = options or CurveOptions()
     if project and curve.days and on > curve.days[-1]:
-        newest = plan_position(table, curve, curve.days[-1], opts, project=False, level=level, entered=entered)
+        newest = plan_position(
+            table, curve, curve.days[-1], opts, project=False, level=level, entered=entered, idle_since=idle_since
+        )
         if newest is None:
             return None
         moved = min(newest.index + newest.pace * (on - curve.days[-1]).days, float(len(table.visible) - 1))
+        if idle_since is not None and idle_since < on:
+            worked = newest.index + newest.pace * max((idle_since - curve.days[-1]).days, 0)
+            newest_level = level if level is not None else curve.value(curve.days[-1])
+            moved = min(moved, max(worked, _waiting_at(table, newest_level, opts)))
         return PlanPosition(moved, newest.earliest, max(newest.latest, math.ceil(moved)), newest.pace)
     if level is None:
         level = curve.value(on)
@@ -792,11 +805,50 @@ def plan_position(
     pace = first / elapsed if elapsed > 0 and first > 0 else 1.0
     pace = float(np.clip(pace, opts.min_pace, opts.max_pace))
     index = float(np.clip(first + pace * (on - entered).days, first, last))
+    if idle_since is not None and idle_since < on:
+        stopped = float(np.clip(first + pace * max((idle_since - entered).days, 0), first, last))
+        index = min(index, max(stopped, _waiting_at(table, level, opts)))
     lo, _ = _level_set(table.visible, max(level - half, 0.0), opts.level_tol_pp)
     hi_first, hi = _level_set(table.visible, min(level + half, 100.0), opts.level_tol_pp)
     earliest = min(first, lo if lo is not None else first)
     latest = max(last, hi if hi_first is not None else n)
     return PlanPosition(index, earliest, latest, pace)
+
+
+def _waiting_at(table: PlanCurves, level: float | None, opts: CurveOptions) -> float:
+    """The last plan index at which the (nominal) plan still stands at ``level`` (0 without a level).
+
+    How far along its plan a site that stopped at that level is: waiting out a pause is on plan.
+
+    "At" is within one sigma of a good clear reading (``stall_noise_pp``): with the looser
+    ``level_tol_pp`` a site stopped 1.6 pp short of a pause read as waiting it out (seed 601).
+    """
+    if level is None:
+        return 0.0
+    _, last = _level_set(table.planned, level, opts.stall_noise_pp)
+    return float(last)
+
+
+def idle_since(activity: Sequence[SiteWork], as_of: date, opts: CurveOptions) -> date | None:
+    """First day of the site's sensors' current idle stretch, if it has lasted ``idle_days``.
+
+    The stretch runs back from ``as_of`` to the last day that reported work above ``idle_level``
+    (gap days do not end it, but at least ``idle_min_reported`` of its days must have reported).
+    """
+    days = sorted((w for w in activity if w.day <= as_of), key=lambda w: w.day, reverse=True)
+    first: date | None = None
+    reported = 0
+    for w in days:
+        if w.level is None:
+            continue
+        if w.level > opts.idle_level:
+            break
+        first, reported = w.day, reported + 1
+    if first is None or (as_of - first).days + 1 < opts.idle_days:
+        return None
+    if reported < opts.idle_min_reported * ((as_of - first).days + 1):
+        return None
+    return first
 
 
 def _slip_from_position(

@@ -30,7 +30,7 @@ class JobRunRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     #: Runs submitted together (one ``refresh --all`` or one scheduler tick) share a batch id.
     batch_id: Mapped[str] = mapped_column(String(32))
-    #: "site" (discover, fetch, model, save) or "portfolio" (features, score, alerts, notify).
+    #: "site" (discover, sensors, fetch, model, save) or "portfolio" (features, score, alerts, notify).
     kind: Mapped[str] = mapped_column(String(16), default="site")
     site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: "schedule", "manual" or "api".

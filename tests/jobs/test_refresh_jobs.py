@@ -50,7 +50,7 @@ def test_refresh_twice_stores_the_same_results_and_skips_without_new_scenes(
     assert cold.portfolio is not None
     assert cold.portfolio.status == "ok", cold.portfolio
     assert cold.portfolio.counts["loans_scored"] >= 2
-    assert set(cold.outcomes[0].stage_seconds) == {"discover", "fetch", "model", "save"}
+    assert set(cold.outcomes[0].stage_seconds) == {"discover", "sensors", "fetch", "model", "save"}
     digests = {i: progress_repo.latest_progress(engine, i)[2]["inputs_sha256"] for i in ids}
     rows, scores = row_counts(engine), _scores(engine)
 
@@ -230,7 +230,7 @@ def test_submit_refresh_returns_a_job_id_the_api_can_poll(sim_archive, sim_sites
     job = get_job(engine, job_id)
     assert job.status == "ok", job
     assert job.site_id == sim_sites[0].id
-    assert set(job.stage_seconds) == {"discover", "fetch", "model", "save"}
+    assert set(job.stage_seconds) == {"discover", "sensors", "fetch", "model", "save"}
     assert job.counts["scenes_used"] > 0
     assert json.loads(json.dumps(job.to_json()))["status"] == "ok"
     with pytest.raises(SiteNotFoundError):

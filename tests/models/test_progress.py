@@ -16,6 +16,7 @@ from models.progress import (
     fill_unseen_phases,
     fit_curve,
     idle_evidence,
+    idle_since,
     isotonic_fit,
     plan_days_for_percent,
     site_reading_noise,
@@ -597,3 +598,33 @@ def test_finished_site_winding_down_is_not_a_sensor_stall():
     summary = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0]
     assert not summary.stalled
     assert idle_evidence(PlanCurves.of(PAD_PLAN), fit_curve(obs), obs, work, as_of).verdict == "not_expected"
+
+
+def test_idle_sensors_stop_the_site_moving_on_where_its_work_stopped():
+    # Stopped on 10 May in building A's invisible stretch; on 5 June imagery still looks on plan,
+    # so without sensors the site is moved on through the stretch at its pace.
+    stop, as_of = date(2025, 5, 10), date(2025, 6, 5)
+    work = _work(PLAN_START, as_of, idle_from=stop + timedelta(days=1))
+    assert idle_since(work, as_of, CurveOptions()) == stop + timedelta(days=1)
+    assert idle_since(work, stop + timedelta(days=15), CurveOptions()) is None  # not three weeks yet
+    slips_alone, slips = [], []
+    for seed in range(5):
+        obs = _visible_series(1.0, stop=stop, seed=seed)
+        slips_alone.append(summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0].slip_days)
+        slips.append(summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0].slip_days)
+    # Alone, the site reads 10-25 days late (the plateau pace bias of the xfail above), not 26.
+    assert sum(slips_alone) / 5 < 20
+    assert all(abs(s - (as_of - stop).days) <= 10 for s in slips)
+    assert all(s > a for a, s in zip(slips_alone, slips, strict=True))
+
+
+def test_idle_sensors_while_waiting_out_a_planned_pause_are_no_slip():
+    # On plan; April is the plan's pause between earthworks and building A, and the site idles.
+    as_of = date(2025, 4, 28)
+    work = [SiteWork(w.day, 0.05) if w.day >= date(2025, 4, 1) else w for w in _work(PLAN_START, as_of)]
+    assert idle_since(work, as_of, CurveOptions()) == date(2025, 4, 1)
+    for seed in range(5):
+        obs = _visible_series(1.0, seed=seed)
+        alone = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0].slip_days
+        assert summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0].slip_days == alone
+        assert abs(alone) <= 10
