@@ -62,6 +62,7 @@ from iot.readings import validate_reading  # noqa: E402
 from iot.simulate import simulated_readings  # noqa: E402
 from iot.sitetime import site_timezone  # noqa: E402
 from jobs.progress import BASELINE_DAYS, compute_site_progress, make_estimator  # noqa: E402
+from jobs.settings import Settings  # noqa: E402
 from models.progress import CurveOptions, PlanCurves, slip_days, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,8 +211,9 @@ def main() -> None:
     ap.add_argument("--sites-per-seed", type=int, default=6)
     ap.add_argument(
         "--checkpoint",
-        default="none",
-        help="shipped name or path; 'none' (the product's default) is the spectral-index estimator",
+        default=Settings.model_fields["checkpoint"].default or "none",
+        help="shipped name or path (default: the product's, SITEWATCH_CHECKPOINT's default); "
+        "'none' is the spectral-index estimator",
     )
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
     ap.add_argument("--cache-dir", type=Path, default=None, help="keep per-scene estimates here between runs")
