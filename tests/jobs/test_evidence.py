@@ -43,3 +43,19 @@ def test_evidence_pack_is_complete_traceable_and_reproducible(sim_archive, sim_s
         assert float(cog.tags()["threshold"]) == result.threshold
         prob = cog.read(1)
     assert np.nanmax(prob) >= result.threshold  # the works show as change
+
+
+def test_evidence_pack_shows_the_sensor_days_behind_a_stall_flag(sim_archive, sim_sites, tmp_path):
+    from datetime import date, timedelta
+
+    from aoi.records import SiteWork
+
+    site = next(s for s in sim_sites if s.properties["fate"] == "stalled")  # stopped on 15 June
+    as_of = date(2026, 7, 15)
+    work = [SiteWork(date(2026, 3, 1) + timedelta(days=k), 1.0) for k in range(106)]
+    work += [SiteWork(date(2026, 6, 15) + timedelta(days=k), 0.03) for k in range(31)]
+    provider = LocalArchiveProvider(sim_archive)
+    result = compute_site_progress(site, provider=provider, estimator=make_estimator(None), as_of=as_of, activity=work)
+    manifest = json.loads(write_evidence(site, result, tmp_path, command="cmd").read_text())
+    assert "sensors" in manifest["figures"]["stall_witnesses"]
+    assert manifest["site_work"] == [[(as_of - timedelta(days=20 - k)).isoformat(), 0.03] for k in range(21)]
