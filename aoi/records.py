@@ -115,7 +115,8 @@ class ProgressSummary:
         stall_check: What the stall test could tell on ``as_of``: ``"stalled"`` (the flag is
             raised), ``"not_stalled"``, ``"not_expected"`` (the plan expects no visible progress
             in the window) or ``"insufficient"`` (too few clear scenes to tell: a cloudy month
-            cannot clear a site). None for summaries stored before it existed.
+            cannot clear a site) or ``"disputed"`` (imagery saw a stop, the site's sensors saw it
+            at work: no flag). None for summaries stored before it existed.
         stall_witnesses: What saw the stop when ``stalled``: ``"imagery"`` (no progress in the
             scenes), ``"sensors"`` (the site's machines and crews idle), or both; empty otherwise.
     """

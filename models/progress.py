@@ -127,6 +127,9 @@ class CurveOptions:
             of the plan's pace is expected under 3 pp in three weeks. Chosen on seeds 101-103
             (0.5 raised a false stall; the minimum over schedules, not their median, for the
             same reason).
+        busy_level: Median work level over that window at or above which the sensors saw the site
+            at work, so an imagery stall flag is disputed rather than raised: half a usual day,
+            far above idle (0.2 and under; guards alone read about 0.05).
     """
 
     noise_pp: float = 4.0
@@ -173,6 +176,7 @@ class CurveOptions:
     idle_share: float = 0.9
     idle_min_reported: float = 0.8
     idle_planned_pp: float = 1.0
+    busy_level: float = 0.5
 
 
 def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
@@ -492,9 +496,10 @@ def summarize(
     rate = _rate(curve, as_of, opts.rate_window_days)
     seen = stall_evidence(table, curve, filled, as_of, opts)
     idle = idle_evidence(table, curve, filled, activity, as_of, opts)
-    witnesses = stall_witnesses(is_stalled(table, curve, filled, as_of, opts), seen, idle, opts)
+    imagery_stalled = is_stalled(table, curve, filled, as_of, opts)
+    witnesses = stall_witnesses(imagery_stalled, seen, idle, opts)
     stalled = bool(witnesses)
-    stall_check = stall_check_of(stalled, seen)
+    stall_check = stall_check_of(stalled, seen, disputed=imagery_stalled and not stalled)
     # A stalled site is not moved on past its newest scene.
     position = plan_position(
         table, curve, as_of, opts, project=not stalled, idle_since=idle_since(activity, as_of, opts)
@@ -1268,14 +1273,17 @@ def anchored_stall(
     return expected >= opts.stall_planned_pp and progressed < opts.stall_min_pp
 
 
-def stall_check_of(stalled: bool, evidence: StallEvidence) -> str:
+def stall_check_of(stalled: bool, evidence: StallEvidence, *, disputed: bool = False) -> str:
     """What an officer is told about stalls: the flag, or why it is down (no verdict is not "fine").
 
-    Sensors that read "working" do not clear a site imagery could not: their reference (the site's
-    usual day) is only as good as the history behind it.
+    ``"disputed"`` when imagery saw a stop and the sensors saw the site at work. Sensors that read
+    "working" do not clear a site imagery could not: their reference (the site's usual day) is
+    only as good as the history behind it.
     """
     if stalled:
         return "stalled"
+    if disputed:
+        return "disputed"
     if evidence.verdict in ("insufficient", "not_expected"):
         return evidence.verdict
     return "not_stalled"
@@ -1295,12 +1303,14 @@ class IdleEvidence:
         days_idle: Of those, days at or below ``idle_level``.
         expected_pp: Planned progress over the window (nominal plan, not the visible one) on the
             schedule, of those the imagery allows, that expects the least; 0 when not computed.
+        median_level: Median work level of the reported days (None without any).
     """
 
     verdict: Literal["idle", "working", "not_expected", "insufficient"]
     days_reported: int
     days_idle: int
     expected_pp: float = 0.0
+    median_level: float | None = None
 
 
 def idle_evidence(
@@ -1326,19 +1336,20 @@ def idle_evidence(
     levels = [w.level for w in activity if start < w.day <= as_of and w.level is not None]
     reported = len(levels)
     idle = sum(level <= opts.idle_level for level in levels)
+    median = round(float(np.median(levels)), 4) if levels else None
     if reported < opts.idle_min_reported * opts.idle_days:
-        return IdleEvidence("insufficient", reported, idle)
+        return IdleEvidence("insufficient", reported, idle, median_level=median)
     if idle < opts.idle_share * reported:
-        return IdleEvidence("working", reported, idle)
+        return IdleEvidence("working", reported, idle, median_level=median)
     known = [o for o in observations if o.acquired_at_utc.date() <= start]
     if finish_day(known, start, opts) is not None:
-        return IdleEvidence("not_expected", reported, idle)
+        return IdleEvidence("not_expected", reported, idle, median_level=median)
     level0 = curve.until(start).value(start)
     warps = plan_warps(table, observations, start, opts)
     if level0 is None or warps is None:
-        return IdleEvidence("insufficient", reported, idle)
+        return IdleEvidence("insufficient", reported, idle, median_level=median)
     if level0 >= opts.complete_pct:
-        return IdleEvidence("not_expected", reported, idle)
+        return IdleEvidence("not_expected", reported, idle, median_level=median)
     pace, delay, _ = warps
     grid = np.arange(len(table.planned), dtype=np.float64)
     index = np.clip(pace * ((start - table.origin).days - delay), 0.0, grid[-1])
@@ -1346,7 +1357,7 @@ def idle_evidence(
     gain = np.interp(ahead, grid, table.planned) - np.interp(index, grid, table.planned)
     expected = float(gain.min())
     verdict: Literal["idle", "not_expected"] = "idle" if expected >= opts.idle_planned_pp else "not_expected"
-    return IdleEvidence(verdict, reported, idle, round(expected, 2))
+    return IdleEvidence(verdict, reported, idle, round(expected, 2), median)
 
 
 def stall_witnesses(
@@ -1359,10 +1370,25 @@ def stall_witnesses(
     the work is happening, and a feed that reads idle is broken or misattributed. A window
     widened for want of clear scenes does not veto: it reaches back past the idle weeks, to
     progress made before the stop.
+
+    Nor does imagery outvote sensors that saw the site at work (:func:`site_at_work`): readings
+    that scatter by a point or two and misread now and then can look flat for a month, machines
+    and crews at half their usual day or more are not a stopped site (:func:`stall_check_of` says
+    ``"disputed"``).
     """
     imagery_moving = not seen.widened and seen.log_ratio is not None and seen.log_ratio < -opts.stall_log_ratio
     sensors = idle.verdict == "idle" and not imagery_moving
-    return tuple(name for name, saw in (("imagery", imagery_stalled), ("sensors", sensors)) if saw)
+    imagery = imagery_stalled and not site_at_work(idle, opts)
+    return tuple(name for name, saw in (("imagery", imagery), ("sensors", sensors)) if saw)
+
+
+def site_at_work(idle: IdleEvidence, opts: CurveOptions) -> bool:
+    """The sensors saw the site at work: enough days reported, at a median of ``busy_level`` of a usual day or more."""
+    return (
+        idle.days_reported >= opts.idle_min_reported * opts.idle_days
+        and idle.median_level is not None
+        and idle.median_level >= opts.busy_level
+    )
 
 
 def is_stalled(

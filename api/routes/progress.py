@@ -122,8 +122,9 @@ class ProgressSummaryPublic(BaseModel):
     stalled: bool = Field(description="The plan expects progress and none was seen for the stall window")
     stall_check: str | None = Field(
         default=None,
-        description='"stalled", "not_stalled", "not_expected" (no visible progress due) or "insufficient" '
-        "(too few clear scenes in the window to tell)",
+        description='"stalled", "not_stalled", "not_expected" (no visible progress due), "insufficient" '
+        '(too few clear scenes in the window to tell) or "disputed" (imagery saw a stop, the site\'s '
+        "sensors saw it at work)",
     )
     stall_witnesses: list[str] = Field(
         default_factory=list,

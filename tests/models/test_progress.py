@@ -628,3 +628,24 @@ def test_idle_sensors_while_waiting_out_a_planned_pause_are_no_slip():
         alone = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0].slip_days
         assert summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0].slip_days == alone
         assert abs(alone) <= 10
+
+
+def test_sensors_at_work_dispute_a_stop_seen_by_imagery_alone():
+    # Readings flat from 1 August, when the plan expects slabs and roofs; the site's machines and
+    # crews keep their usual day. Imagery alone flags it; with the sensors the flag is disputed.
+    stop = date(2025, 8, 1)
+    as_of = stop + timedelta(days=30)
+    disputed = 0
+    for seed in range(10):
+        obs = _visible_series(1.0, stop=stop, seed=seed)
+        if not summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0].stalled:
+            continue
+        busy = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=_work(PLAN_START, as_of, seed=seed))[0]
+        assert not busy.stalled
+        assert busy.stall_check == "disputed"
+        # At a third of its usual day the site is neither idle nor at work: imagery decides.
+        slow = [SiteWork(w.day, 0.33) if w.day > stop else w for w in _work(PLAN_START, as_of, seed=seed)]
+        slowed = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=slow)[0]
+        assert slowed.stall_witnesses == ("imagery",)
+        disputed += 1
+    assert disputed >= 8
