@@ -61,7 +61,7 @@ from iot.features import daily_features, work_levels  # noqa: E402
 from iot.readings import validate_reading  # noqa: E402
 from iot.simulate import simulated_readings  # noqa: E402
 from iot.sitetime import site_timezone  # noqa: E402
-from jobs.progress import BASELINE_DAYS, compute_site_progress, make_estimator  # noqa: E402
+from jobs.progress import BASELINE_DAYS, SENSOR_DAYS, compute_site_progress, make_estimator  # noqa: E402
 from jobs.settings import Settings  # noqa: E402
 from models.progress import CurveOptions, PlanCurves, slip_days, summarize  # noqa: E402
 
@@ -135,11 +135,16 @@ def site_activity(site, curve, seed: int) -> list:
     return work_levels(days)
 
 
+def read_back(activity: list, on: date) -> list:
+    """The sensor days a refresh on ``on`` reads (jobs.progress.SENSOR_DAYS back)."""
+    return [w for w in activity if on - timedelta(days=SENSOR_DAYS) < w.day <= on]
+
+
 def score_site(site, obs, curve, method: str, activity: list) -> dict:
     def flagged(on: date, work: list = activity) -> bool:
-        return summarize(site.id, site.plan, obs, as_of=on, method="b", activity=work)[0].stalled
+        return summarize(site.id, site.plan, obs, as_of=on, method="b", activity=read_back(work, on))[0].stalled
 
-    s, points = summarize(site.id, site.plan, obs, as_of=AS_OF, method=method, activity=activity)
+    s, points = summarize(site.id, site.plan, obs, as_of=AS_OF, method=method, activity=read_back(activity, AS_OF))
     fitted = [(p.on, p.observed_pct) for p in points if site.plan.start <= p.on <= AS_OF]
     mae = float(np.mean([abs(v - curve.percent(d)) for d, v in fitted])) if fitted else float("nan")
     out = {"site": site.id, "fate": curve.fate.value, "mae_pp": mae, "observed": s.observed_pct,

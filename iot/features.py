@@ -249,31 +249,36 @@ def work_levels(
     reference_days: int = 365,
     min_reference_days: int = 14,
     working_share: float = 0.1,
+    min_metrics: int = 2,
     cap: float = 3.0,
 ) -> list[SiteWork]:
     """How hard the site worked each day against its usual working day (what the stall test reads).
 
     Unlike :attr:`SiteDayFeatures.activity_index`, whose 28-day baseline sinks with a stopped site
-    (four weeks in, idle *is* usual and the index is undefined), the reference here is each
-    activity metric's upper quartile over the *working* days of the trailing ``reference_days``:
-    days on which the metric reached ``working_share`` of its maximum in that window. A stop of
-    months leaves it where the work was (guards at the gate of a stopped site are a few percent
-    of its crews). The level is the mean over the metrics of value / reference, each capped at
-    ``cap``.
+    (four weeks in, idle *is* usual and the index reads 1), the reference here is each activity
+    metric's upper quartile over the *working* days of the trailing ``reference_days``: days on
+    which the metric reached ``working_share`` of the highest value it has ever had. A stop of
+    months leaves it where the work was (guards at the gate of a stopped site are a few percent of
+    its crews); a stop longer than the window, or sensors fitted to a site already stopped, leave
+    no working days to compare with, and the level is None rather than "usual". The level is the
+    mean over the metrics of value / reference, each capped at ``cap``, and needs ``min_metrics``
+    of them: a head count alone cannot tell guards from crews.
 
     Args:
         features: Consecutive daily features, the reference history first.
         start: First day returned (default: the first of ``features``).
         reference_days: Trailing window of the reference (days).
         min_reference_days: Fewest working days a metric needs in that window to be compared.
-        working_share: Share of the window's maximum that makes a day a working day.
+        working_share: Share of the metric's highest value that makes a day a working day.
+        min_metrics: Fewest metrics that must be compared for a level.
         cap: Largest ratio one metric contributes (a delivery rush is not three days' work).
 
     Returns:
-        One :class:`SiteWork` per day from ``start``; level None where no metric could be compared.
+        One :class:`SiteWork` per day from ``start``; level None where too few metrics could be compared.
     """
     days = sorted(features, key=lambda f: f.day)
     history: dict[str, list[tuple[date, float]]] = {name: [] for name in ACTIVITY_KINDS}
+    highest: dict[str, float] = dict.fromkeys(ACTIVITY_KINDS, 0.0)
     out: list[SiteWork] = []
     for f in days:
         ratios: list[float] = []
@@ -285,13 +290,15 @@ def work_levels(
             value = getattr(f, name)
             if value is None:
                 continue
-            if past:
-                floor = working_share * max(v for _, v in past)
-                working = [v for _, v in past if v > floor]
-                if len(working) >= min_reference_days:
-                    reference = statistics.quantiles(working, n=4)[2] if len(working) > 1 else working[0]
+            floor = working_share * highest[name]
+            working = [v for _, v in past if v > floor]
+            if len(working) >= min_reference_days:
+                reference = statistics.quantiles(working, n=4)[2]
+                if reference > 0:
                     ratios.append(min(value / reference, cap))
             past.append((f.day, float(value)))
+            highest[name] = max(highest[name], float(value))
         if start is None or f.day >= start:
-            out.append(SiteWork(f.day, statistics.fmean(ratios) if ratios else None))
+            level = statistics.fmean(ratios) if len(ratios) >= min_metrics else None
+            out.append(SiteWork(f.day, level))
     return out

@@ -139,6 +139,7 @@ def evidence_manifest(site: Site, result: SiteProgress, *, command: str) -> dict
         "scenes": footprint_scenes,
         # The sensor days the stall flag read: [site-local day, work level (1 = usual, 0 = idle)].
         "site_work": result.inputs.get("site_work", []),
+        "idle_since": result.inputs.get("idle_since"),
         "inputs_sha256": inputs_digest(result.inputs),
         "files": ["before.png", "after.png", "change.png", "change.tif", "progress.csv"],
         "reproduce": command,

@@ -540,7 +540,7 @@ def site_daily_features(
     )
 
 
-def site_work(engine: Engine, site_id: str, end: date, *, days: int = 60, reference_days: int = 365) -> list[SiteWork]:
+def site_work(engine: Engine, site_id: str, end: date, *, days: int = 180, reference_days: int = 365) -> list[SiteWork]:
     """The site's daily work levels over the ``days`` local days up to ``end``, from its stored readings.
 
     What the progress stage gives the stall flag as its second witness

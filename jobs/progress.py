@@ -26,12 +26,15 @@ from models.baseline import index_change_probability
 from models.errors import ModelError
 from models.estimate import S2_STAGE_BANDS, SceneEstimator, SiteLayers, baseline_composite
 from models.inference import ChangeDetector
-from models.progress import CurveOptions, summarize
+from models.progress import CurveOptions, idle_since, summarize
 
 logger = logging.getLogger(__name__)
 
 #: How far before the plan's start scenes are loaded to build the pre-construction baseline.
 BASELINE_DAYS = 150
+#: Days of sensor work the refresh reads back from ``as_of`` (:func:`jobs.iot.site_work`): how far
+#: back a stop can be dated from the sensors (a longer one reads as idle for at least this long).
+SENSOR_DAYS = 180
 #: Share of the footprints a scene must show for it to be the evidence picture.
 CLEAR_FOR_EVIDENCE = 0.95
 
@@ -166,6 +169,7 @@ def compute_site_progress(
         site.id, site.plan, observations, as_of=as_of, method=estimator.method, options=opts, activity=activity
     )
     window = as_of - timedelta(days=opts.idle_days)
+    stopped = idle_since(activity, as_of, opts)
     inputs = {
         "grid": grid.to_dict(),
         "baseline_scenes": baseline_ids,
@@ -176,12 +180,14 @@ def compute_site_progress(
         "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
         "as_of": as_of.isoformat(),
         "curve_options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
-        # The sensor days the stall flag read (its window), so the figures trace back to them.
+        # The sensor days the stall flag read (its window), and the start of the idle stretch that
+        # holds the plan position, so the figures trace back to them.
         "site_work": [
             [w.day.isoformat(), None if w.level is None else round(w.level, 4)]
             for w in activity
             if window < w.day <= as_of
         ],
+        "idle_since": None if stopped is None else stopped.isoformat(),
     }
     return SiteProgress(
         site.id,

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from aoi.model import Site
 from aoi.records import SceneRecord, SiteWork
@@ -41,7 +42,7 @@ from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavaila
 from imagery.providers.base import SceneProvider, SceneRef, read_bands_into
 from iot.errors import IotError
 from jobs.iot import site_work
-from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, site_grid
+from jobs.progress import BASELINE_DAYS, SENSOR_DAYS, SiteProgress, compute_site_progress, site_grid
 from models.errors import ModelError
 from models.estimate import SceneEstimator
 from store import progress_repo, repo
@@ -280,12 +281,12 @@ def site_progress(
 
 
 def load_site_work(engine: Engine, site: Site, as_of: date) -> list[SiteWork]:
-    """The site's recent daily work from its stored sensor readings, for the stall flag; empty without them.
+    """The site's daily work over the ``SENSOR_DAYS`` to ``as_of``, from its stored readings; empty without them.
 
     A site whose time zone cannot be resolved still gets its figures, from imagery alone (logged).
     """
     try:
-        return site_work(engine, site.id, as_of)
+        return site_work(engine, site.id, as_of, days=SENSOR_DAYS)
     except IotError as exc:
         logger.warning("sensor work not read: %s", exc, extra={"site_id": site.id})
         return []
@@ -431,8 +432,12 @@ def refresh_site(
     # Rejected scenes are not read again; read failures are counted, and reject a scene at the limit.
     # The site's sensors are the stall flag's second witness.
     t_sensors = time.perf_counter()
-    work = load_site_work(engine, site, as_of)
+    try:
+        work = load_site_work(engine, site, as_of)
+    except SQLAlchemyError as exc:
+        return failed(exc)
     stages["sensors"] = time.perf_counter() - t_sensors
+    tick()
     fetch_before = timed.seconds
     t1 = time.perf_counter()
     try:

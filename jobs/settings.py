@@ -27,8 +27,8 @@ class Settings(BaseSettings):
     sentinelhub_client_secret: str | None = None
     sentinelhub_base_url: str = "https://services.sentinel-hub.com"
     max_cloud_pct: float = Field(60.0, ge=0, le=100, description="Scenes cloudier than this over the site are skipped")
-    # s2 by default: on fresh simulated portfolios (bench/progress.py, seeds 101-603) it measures
-    # 0.09-0.14 pp less progress error than the spectral-index estimator, and the same stall flags.
+    # s2 by default: on the development seeds of bench/progress.py (101-603) it measured 0.09-0.14 pp
+    # less progress error than the spectral-index estimator; on held-out seeds the two tie (README).
     checkpoint: str | None = Field(
         "s2", description="Change-detection checkpoint for progress; empty = spectral-index estimator"
     )

@@ -1352,8 +1352,11 @@ def idle_evidence(
         return IdleEvidence("not_expected", reported, idle, median_level=median)
     pace, delay, _ = warps
     grid = np.arange(len(table.planned), dtype=np.float64)
-    index = np.clip(pace * ((start - table.origin).days - delay), 0.0, grid[-1])
-    ahead = np.minimum(index + pace * opts.idle_days, grid[-1])
+    # Both ends on the schedule first, then clipped: a window that starts before the schedule
+    # does expects only the work after its start.
+    begin = pace * ((start - table.origin).days - delay)
+    index = np.clip(begin, 0.0, grid[-1])
+    ahead = np.clip(begin + pace * opts.idle_days, 0.0, grid[-1])
     gain = np.interp(ahead, grid, table.planned) - np.interp(index, grid, table.planned)
     expected = float(gain.min())
     verdict: Literal["idle", "not_expected"] = "idle" if expected >= opts.idle_planned_pp else "not_expected"

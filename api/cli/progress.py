@@ -109,6 +109,8 @@ def _verdict(s: ProgressSummary) -> str:
     if s.stalled:
         seen_by = " and ".join(s.stall_witnesses) or "imagery"
         lines.append(f"[bold red]STALLED[/]: the plan expects progress and none has been seen (by {seen_by})")
+    elif s.stall_check == "disputed":
+        lines.append("[bold yellow]DISPUTED[/]: imagery sees no progress, the site's sensors see it at work")
     for e in s.events:
         lines.append(f"[bold yellow]{e.kind.upper()}[/] on {e.on}: {e.detail}")
     return "\n".join(lines)

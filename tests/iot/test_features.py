@@ -93,3 +93,33 @@ def test_work_levels_are_none_on_gap_days_and_start_where_asked():
     assert [w.day for w in out] == days[40:]
     assert {w.day: w.level for w in out}[days[50]] is None
     assert {w.day: w.level for w in out}[days[51]] == pytest.approx(1.0)
+
+
+def _guards_only(days):
+    return [
+        _r(sensor, kind, datetime(d.year, d.month, d.day, h, tzinfo=UTC), value)
+        for d in days
+        for h in range(8, 18)
+        for sensor, kind, value in (("eq", "equipment_runtime_h", 0.0), ("gate", "workforce_count", 2.0))
+    ]
+
+
+def test_a_stop_longer_than_the_reference_or_before_the_sensors_is_unknown_not_usual():
+    # Worked 60 days, then stopped for 430: once the year behind a day holds no working day, the
+    # level is unknown; guards do not become the usual day.
+    days = _days(490)
+    readings = list(_site(days[:60])) + _guards_only(days[60:])
+    levels = {w.day: w.level for w in work_levels(daily_features(readings, site_id="s1", start=days[0], end=days[-1]))}
+    assert all(levels[d] < 0.05 for d in days[61:400])
+    assert all(levels[d] is None for d in days[60 + 366 :])
+    # Sensors fitted to a site that had already stopped: nothing to compare with.
+    fitted = daily_features(_guards_only(days[:100]), site_id="s1", start=days[0], end=days[99])
+    assert all(w.level is None for w in work_levels(fitted))
+
+
+def test_a_head_count_alone_gives_no_work_level():
+    days = _days(40)
+    heads = [r for r in _site(days) if r.kind == "workforce_count"]
+    feats = daily_features(heads, site_id="s1", start=days[0], end=days[-1])
+    assert all(w.level is None for w in work_levels(feats))
+    assert work_levels(feats, min_metrics=1)[-1].level == pytest.approx(1.0)

@@ -59,3 +59,4 @@ def test_evidence_pack_shows_the_sensor_days_behind_a_stall_flag(sim_archive, si
     manifest = json.loads(write_evidence(site, result, tmp_path, command="cmd").read_text())
     assert "sensors" in manifest["figures"]["stall_witnesses"]
     assert manifest["site_work"] == [[(as_of - timedelta(days=20 - k)).isoformat(), 0.03] for k in range(21)]
+    assert manifest["idle_since"] == "2026-06-15"

@@ -649,3 +649,30 @@ def test_sensors_at_work_dispute_a_stop_seen_by_imagery_alone():
         assert slowed.stall_witnesses == ("imagery",)
         disputed += 1
     assert disputed >= 8
+
+
+def test_site_that_has_not_started_is_late_not_stalled_by_idle_sensors():
+    # Sensors fitted in December stand idle; the plan starts on 1 January and nothing shows by the
+    # 21st. Of the schedules the imagery allows, a late start expects no work yet: late, not stalled.
+    as_of = date(2025, 1, 21)
+    obs = [o for o in _visible_series(1.0, stop=date(2024, 12, 1), seed=0) if o.acquired_at_utc.date() <= as_of]
+    work = [SiteWork(date(2024, 12, 1) + timedelta(days=k), 0.05) for k in range((as_of - date(2024, 12, 1)).days + 1)]
+    evidence = idle_evidence(PlanCurves.of(PAD_PLAN), fit_curve(obs), obs, work, as_of)
+    assert evidence.verdict == "not_expected"
+    assert evidence.expected_pp == 0.0
+    assert not summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0].stalled
+
+
+def test_weekends_neither_flag_a_working_site_nor_hide_a_stop():
+    stop, as_of = date(2025, 5, 10), date(2025, 6, 5)
+
+    def five_day_week(work):
+        return [SiteWork(w.day, 0.05) if w.day.weekday() >= 5 else w for w in work]
+
+    working = five_day_week(_work(PLAN_START, as_of))
+    assert idle_since(working, as_of, CurveOptions()) is None
+    obs = _visible_series(1.0, seed=0)
+    assert not summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=working)[0].stalled
+    stopped = five_day_week(_work(PLAN_START, as_of, idle_from=stop + timedelta(days=1)))
+    obs = _visible_series(1.0, stop=stop, seed=0)
+    assert summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=stopped)[0].stall_witnesses == ("sensors",)

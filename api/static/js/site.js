@@ -143,6 +143,7 @@ function renderProgress(feature, progress) {
     `Observed ${s.observed_pct ?? "–"}% (${s.lower_pct ?? "–"}–${s.upper_pct ?? "–"}) vs planned ${s.planned_pct}% on ${s.as_of}`,
     s.slip_days === null ? null : `${s.slip_days} days ${s.slip_days >= 0 ? "behind" : "ahead of"} plan`,
     s.stalled ? `stalled (seen by ${(s.stall_witnesses ?? []).join(" and ") || "imagery"})` : null,
+    s.stall_check === "disputed" ? "stall disputed: imagery sees no progress, sensors see work" : null,
     s.forecast_completion ? `forecast completion ${s.forecast_completion}` : "no completion forecast",
     `${s.scenes_used} scenes used, ${s.scenes_skipped} skipped; method ${s.method}`,
   ];
