@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from aoi.errors import SiteNotFoundError
 from aoi.records import SiteWork
 from iot.errors import BatchTooLargeError, CsvInvalidError
-from iot.features import SiteDayFeatures, daily_features, local_midnight_utc, work_levels
+from iot.features import ACTIVITY_KINDS, SiteDayFeatures, daily_features, local_midnight_utc, work_levels
 from iot.mqtt import BrokerAddress, Message, MqttSubscriber, SubscriberStats
 from iot.readings import (
     TOPIC_ROOT,
@@ -503,6 +503,7 @@ def site_daily_features(
     baseline_days: int = 28,
     silence_hours: float = 24.0,
     tz: tzinfo | None = None,
+    kinds: Iterable[str] | None = None,
 ) -> list[SiteDayFeatures]:
     """Daily activity features of one site over its local days ``start``..``end``, from its stored readings.
 
@@ -515,6 +516,7 @@ def site_daily_features(
         silence_hours: Hours without a reading after which a sensor or the site is silent.
         tz: The site's time zone; by default :func:`iot.sitetime.site_timezone` of the stored
             site (UTC, with a warning, for readings of a site no longer in the portfolio).
+        kinds: Read only these kinds (the others' metrics read as gaps); all by default.
 
     Raises:
         SiteTimezoneError: The site's ``properties.timezone`` names no zone.
@@ -528,7 +530,7 @@ def site_daily_features(
     window_start = local_midnight_utc(start - timedelta(days=baseline_days), tz)
     window_end = local_midnight_utc(end + timedelta(days=1), tz)
     history = readings_store.last_reading_per_sensor(engine, site_id, before_utc=window_start)
-    rows = readings_store.list_readings(engine, site_id, start_utc=window_start, end_utc=window_end)
+    rows = readings_store.list_readings(engine, site_id, start_utc=window_start, end_utc=window_end, kinds=kinds)
     return daily_features(
         [*history, *rows],
         site_id=site_id,
@@ -552,7 +554,10 @@ def site_work(engine: Engine, site_id: str, end: date, *, days: int = 180, refer
         SiteTimezoneError: The site's ``properties.timezone`` names no zone.
     """
     first = end - timedelta(days=days - 1)
-    features = site_daily_features(engine, site_id, first - timedelta(days=reference_days), end)
+    # Only the activity kinds: a year and a half of every reading is the cost of this stage.
+    features = site_daily_features(
+        engine, site_id, first - timedelta(days=reference_days), end, kinds=ACTIVITY_KINDS.values()
+    )
     if not any(f.readings for f in features):
         return []
     return work_levels(features, start=first, reference_days=reference_days)
