@@ -116,7 +116,7 @@ class CurveOptions:
             verdict: three weeks, past a one-week break, so a site stopped on a stretch of its
             plan that imagery cannot see (earthworks before slabs) is flagged within a month.
         idle_level: A day at or below this share of the site's usual work is idle (guards alone
-            at the gate of a stopped site read about 0.05).
+            at the gate of a stopped site read a few hundredths).
         idle_share: Share of the reported days in that window that must be idle.
         idle_min_reported: Share of the window's days that must have sensor reports; a feed
             that went quiet (removed, broken) is a gap, not a stop.
@@ -129,7 +129,7 @@ class CurveOptions:
             same reason).
         busy_level: Median work level over that window at or above which the sensors saw the site
             at work, so an imagery stall flag is disputed rather than raised: half a usual day,
-            far above idle (0.2 and under; guards alone read about 0.05).
+            far above idle (0.2 and under; guards alone read a few hundredths).
     """
 
     noise_pp: float = 4.0
