@@ -61,7 +61,8 @@ from iot.features import daily_features, work_levels  # noqa: E402
 from iot.readings import validate_reading  # noqa: E402
 from iot.simulate import simulated_readings  # noqa: E402
 from iot.sitetime import site_timezone  # noqa: E402
-from jobs.progress import BASELINE_DAYS, SENSOR_DAYS, compute_site_progress, make_estimator  # noqa: E402
+from jobs.iot import SENSOR_DAYS  # noqa: E402
+from jobs.progress import BASELINE_DAYS, compute_site_progress, make_estimator  # noqa: E402
 from jobs.settings import Settings  # noqa: E402
 from models.progress import CurveOptions, PlanCurves, slip_days, summarize  # noqa: E402
 
@@ -136,7 +137,7 @@ def site_activity(site, curve, seed: int) -> list:
 
 
 def read_back(activity: list, on: date) -> list:
-    """The sensor days a refresh on ``on`` reads (jobs.progress.SENSOR_DAYS back)."""
+    """The sensor days a refresh on ``on`` reads (jobs.iot.SENSOR_DAYS back)."""
     return [w for w in activity if on - timedelta(days=SENSOR_DAYS) < w.day <= on]
 
 

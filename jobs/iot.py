@@ -542,7 +542,14 @@ def site_daily_features(
     )
 
 
-def site_work(engine: Engine, site_id: str, end: date, *, days: int = 180, reference_days: int = 365) -> list[SiteWork]:
+#: Days of sensor work the refresh reads back (:func:`site_work`): how far back a stop can be dated
+#: from the sensors (a longer one reads as idle for at least this long).
+SENSOR_DAYS = 180
+
+
+def site_work(
+    engine: Engine, site_id: str, end: date, *, days: int = SENSOR_DAYS, reference_days: int = 365
+) -> list[SiteWork]:
     """The site's daily work levels over the ``days`` local days up to ``end``, from its stored readings.
 
     What the progress stage gives the stall flag as its second witness

@@ -32,9 +32,6 @@ logger = logging.getLogger(__name__)
 
 #: How far before the plan's start scenes are loaded to build the pre-construction baseline.
 BASELINE_DAYS = 150
-#: Days of sensor work the refresh reads back from ``as_of`` (:func:`jobs.iot.site_work`): how far
-#: back a stop can be dated from the sensors (a longer one reads as idle for at least this long).
-SENSOR_DAYS = 180
 #: Share of the footprints a scene must show for it to be the evidence picture.
 CLEAR_FOR_EVIDENCE = 0.95
 

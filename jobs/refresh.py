@@ -42,7 +42,7 @@ from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavaila
 from imagery.providers.base import SceneProvider, SceneRef, read_bands_into
 from iot.errors import IotError
 from jobs.iot import site_work
-from jobs.progress import BASELINE_DAYS, SENSOR_DAYS, SiteProgress, compute_site_progress, site_grid
+from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, site_grid
 from models.errors import ModelError
 from models.estimate import SceneEstimator
 from store import progress_repo, repo
@@ -281,12 +281,12 @@ def site_progress(
 
 
 def load_site_work(engine: Engine, site: Site, as_of: date) -> list[SiteWork]:
-    """The site's daily work over the ``SENSOR_DAYS`` to ``as_of``, from its stored readings; empty without them.
+    """The site's daily work over the ``jobs.iot.SENSOR_DAYS`` to ``as_of`` from its stored readings (or none).
 
     A site whose time zone cannot be resolved still gets its figures, from imagery alone (logged).
     """
     try:
-        return site_work(engine, site.id, as_of, days=SENSOR_DAYS)
+        return site_work(engine, site.id, as_of)
     except IotError as exc:
         logger.warning("sensor work not read: %s", exc, extra={"site_id": site.id})
         return []
