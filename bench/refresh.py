@@ -11,6 +11,8 @@ The LAST line of stdout is one JSON object:
 - dask_sites_per_min: the same cold refresh on a LocalCluster of ``--workers`` worker processes
   (workers warmed: imports done before the clock starts, as on a long-running cluster);
 - incremental_ratio: time of a second refresh with no new scenes / time of the cold one;
+- next_day_ratio: the same for a refresh one day later, still without new scenes, where every
+  site's figures are recomputed from its stored estimates (next_day_refigured counts them);
 - peak_mb_per_worker: highest peak RSS of a Dask worker process, MiB;
 - area_exponent: slope of log(seconds per site) against log(site area) between two groups of the
   same sites, the second scaled 2x linearly (4x area), each refreshed cold in-process (medians).
@@ -92,8 +94,8 @@ def new_db(path: Path, portfolio: Portfolio) -> tuple[str, object]:
 
 
 def spec(url: str, archive: Path, cache: Path, **kw) -> RefreshSpec:
-    return RefreshSpec(database_url=url, as_of=AS_OF, archive_dir=str(archive), cache_dir=str(cache),
-                       checkpoint=None, **kw)  # fmt: skip
+    kw.setdefault("as_of", AS_OF)
+    return RefreshSpec(database_url=url, archive_dir=str(archive), cache_dir=str(cache), checkpoint=None, **kw)
 
 
 def timed_batch(engine, sp, ids, executor=None):
@@ -135,6 +137,11 @@ def main() -> None:
         say(f"cold in-process: {cold_s:.1f} s, {cold.count('ok')} ok, stages {cold.stage_seconds}")
         incr_s, incr = timed_batch(engine, spec(url, tmp / "archive", tmp / "cache-a"), ids)
         say(f"incremental: {incr_s:.2f} s, {incr.count('skipped')} skipped")
+        # The next day: still no new scene, but the figures move with the calendar (refigured).
+        next_s, nxt = timed_batch(engine, spec(url, tmp / "archive", tmp / "cache-a", as_of=AS_OF + timedelta(days=1)),
+                                  ids)  # fmt: skip
+        refigured = sum(bool(o.counts.get("refigured")) for o in nxt.outcomes)
+        say(f"next day: {next_s:.2f} s, {refigured} refigured without reading a scene")
 
         # Dask: a LocalCluster of small worker processes, cold cache, fresh database.
         from distributed import Client, LocalCluster
@@ -180,6 +187,9 @@ def main() -> None:
         "cold_stage_seconds": {k: round(v, 2) for k, v in cold.stage_seconds.items()},
         "incremental_seconds": round(incr_s, 3),
         "incremental_ratio": round(incr_s / cold_s, 4),
+        "next_day_seconds": round(next_s, 3),
+        "next_day_ratio": round(next_s / cold_s, 4),
+        "next_day_refigured": refigured,
         "dask_workers": args.workers,
         "dask_seconds": round(dask_s, 2),
         "dask_sites_per_min": round(60 * len(ids) / dask_s, 2),

@@ -77,7 +77,8 @@ class RefreshSpec:
         checkpoint: Change-detection checkpoint (None: the non-learned baseline).
         torch_threads: CPU threads per worker for the model.
         max_cloud_pct: Scenes cloudier than this over the site are skipped.
-        incremental: Skip sites with no new scenes (False recomputes everything).
+        incremental: Read no scene for sites with none new: refigure from stored estimates, or skip if
+            nothing changed (False recomputes everything).
         retries: Provider retries after a transient error.
         backoff_s: First retry delay, seconds.
         lock_ttl_s: Life of a lock row without renewal, seconds (``SITEWATCH_JOB_LEASE_S``).

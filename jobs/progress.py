@@ -165,8 +165,6 @@ def compute_site_progress(
     summary, points = summarize(
         site.id, site.plan, observations, as_of=as_of, method=estimator.method, options=opts, activity=activity
     )
-    window = as_of - timedelta(days=opts.idle_days)
-    stopped = idle_since(activity, as_of, opts)
     inputs = {
         "grid": grid.to_dict(),
         "baseline_scenes": baseline_ids,
@@ -175,16 +173,7 @@ def compute_site_progress(
         "threshold": estimator.threshold,
         "provenance": dict(estimator.provenance),
         "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
-        "as_of": as_of.isoformat(),
-        "curve_options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
-        # The sensor days the stall flag read (its window), and the start of the idle stretch that
-        # holds the plan position, so the figures trace back to them.
-        "site_work": [
-            [w.day.isoformat(), None if w.level is None else round(w.level, 4)]
-            for w in activity
-            if window < w.day <= as_of
-        ],
-        "idle_since": None if stopped is None else stopped.isoformat(),
+        **curve_inputs(as_of, opts, activity),
     }
     return SiteProgress(
         site.id,
@@ -201,3 +190,59 @@ def compute_site_progress(
         latest_change,
         estimator.threshold,
     )
+
+
+def curve_inputs(as_of: date, opts: CurveOptions, activity: Sequence[SiteWork]) -> dict[str, Any]:
+    """The inputs of the curve stage beyond the per-scene estimates: as-of day, options and sensor days.
+
+    ``site_work`` holds the sensor days the stall flag read (its window) and ``idle_since`` the start
+    of the idle stretch that holds the plan position, so the figures trace back to them.
+    """
+    window = as_of - timedelta(days=opts.idle_days)
+    stopped = idle_since(activity, as_of, opts)
+    return {
+        "as_of": as_of.isoformat(),
+        "curve_options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
+        "site_work": [
+            [w.day.isoformat(), None if w.level is None else round(w.level, 4)]
+            for w in activity
+            if window < w.day <= as_of
+        ],
+        "idle_since": None if stopped is None else stopped.isoformat(),
+    }
+
+
+def refigure_site_progress(
+    site: Site,
+    observations: Sequence[SceneProgress],
+    stored_inputs: dict[str, Any],
+    *,
+    as_of: date,
+    activity: Sequence[SiteWork] = (),
+    curve: CurveOptions | None = None,
+) -> tuple[ProgressSummary, list[ProgressPoint], dict[str, Any]]:
+    """The curve, flags and plan figures again from stored per-scene estimates: no pixel is read.
+
+    Slip, the plan's expectation and the stall flag move with the calendar and with the site's
+    sensors even when no scene is new; the per-scene estimates (and the scene-side inputs stored
+    with them: grid, baseline, checkpoint) stay as they were.
+
+    Args:
+        site: The site.
+        observations: Its stored estimates by the stored figures' method, in time order.
+        stored_inputs: The inputs stored with its newest figures (``method`` among them).
+        as_of: The day to compute for.
+        activity: The site's daily work from its sensors.
+        curve: Curve options (the defaults when None).
+
+    Returns:
+        Summary, curve points and the inputs, as :func:`compute_site_progress` stores them.
+    """
+    opts = curve or CurveOptions()
+    known = [o for o in observations if o.acquired_at_utc.date() <= as_of]
+    method = str(stored_inputs["method"])
+    summary, points = summarize(site.id, site.plan, known, as_of=as_of, method=method, options=opts, activity=activity)
+    scene_side = {k: v for k, v in stored_inputs.items() if k not in ("inputs_sha256", "as_of", "curve_options",
+                                                                        "site_work", "idle_since")}  # fmt: skip
+    scene_side["scenes_used"] = [o.scene_id for o in known if o.percent is not None]
+    return summary, points, {**scene_side, **curve_inputs(as_of, opts, activity)}

@@ -2,9 +2,13 @@
 
 One outcome per site, never an exception for one site. The stages and what each one costs:
 
-- ``discover``: one provider search over the site's period. When ``incremental`` and every scene
-  found was already processed (its record is stored, in the same transaction as the figures),
-  the refresh stops here with "skipped: no new scenes": no cube is loaded.
+- ``discover``: one provider search over the site's period.
+- ``sensors``: the site's daily work from its stored readings (the stall flag's second witness).
+  When ``incremental`` and every scene found was already processed (its record is stored, in the
+  same transaction as the figures) by the estimator configured now, no cube is loaded: the
+  figures are recomputed from the stored per-scene estimates, because slip, the plan's
+  expectation and the stall flag move with the calendar and the sensors; if even those inputs
+  are unchanged, the refresh stops with "skipped: no new scenes".
 - ``fetch``: reading source imagery (provider reads; cached scenes cost nothing here).
 - ``model``: cloud masks, datacube, change against the baseline and the progress curve.
 - ``save``: one transaction per site (:func:`store.progress_repo.save_progress`), so a process
@@ -42,7 +46,7 @@ from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavaila
 from imagery.providers.base import SceneProvider, SceneRef, read_bands_into
 from iot.errors import IotError
 from jobs.iot import site_work
-from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, site_grid
+from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, refigure_site_progress, site_grid
 from models.errors import ModelError
 from models.estimate import SceneEstimator
 from store import progress_repo, repo
@@ -230,6 +234,8 @@ class Discovery:
     #: Whether stored figures by the same method exist (without them, nothing can be skipped).
     has_figures: bool
     history: SceneHistory = field(default_factory=SceneHistory)
+    #: The inputs stored with the newest figures (with their ``inputs_sha256``), if any.
+    stored_inputs: dict[str, Any] = field(default_factory=dict)
 
 
 def discover(engine: Engine, site: Site, provider: SceneProvider, *, method: str, as_of: date) -> Discovery:
@@ -240,7 +246,7 @@ def discover(engine: Engine, site: Site, provider: SceneProvider, *, method: str
     latest = progress_repo.latest_progress(engine, site.id)
     has_figures = latest is not None and latest[2].get("method") == method
     new = tuple(s.scene_id for s in scenes if s.scene_id not in history.seen)
-    return Discovery(len(scenes), new, has_figures, history)
+    return Discovery(len(scenes), new, has_figures, history, dict(latest[2]) if latest else {})
 
 
 def site_progress(
@@ -278,6 +284,21 @@ def site_progress(
     records += [r for r in history.rejected if r.acquired_at_utc.date() <= as_of]
     records.sort(key=lambda r: (r.acquired_at_utc, r.scene_id))
     return replace(result, records=records)
+
+
+def same_scene_inputs(stored: Mapping[str, Any], estimator: SceneEstimator) -> bool:
+    """Whether stored figures came from this estimator as configured now (checkpoint, threshold, rules).
+
+    A new checkpoint or threshold under the same method name makes every stored estimate stale:
+    the incremental refresh must read the scenes again rather than refigure from them.
+    """
+    now = {
+        "method": estimator.method,
+        "threshold": estimator.threshold,
+        "provenance": dict(estimator.provenance),
+        "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
+    }
+    return progress_repo.inputs_digest(now) == progress_repo.inputs_digest({k: stored.get(k) for k in now})
 
 
 def load_site_work(engine: Engine, site: Site, as_of: date) -> list[SiteWork]:
@@ -415,21 +436,6 @@ def refresh_site(
     stages["discover"] = time.perf_counter() - t0
     counts.update(scenes_found=found.found, scenes_new=len(found.new))
     tick()
-    if incremental and not found.new and found.has_figures:
-        logger.info("skipped: %s", NO_NEW_SCENES, extra={"site_id": site.id, "job_id": job_id})
-        return RefreshOutcome(
-            site.id,
-            "skipped",
-            NO_NEW_SCENES,
-            scenes_found=found.found,
-            seconds=time.perf_counter() - t0,
-            stage_seconds=stages,
-            job_id=job_id,
-            counts=counts,
-        )
-
-    # Stages 2-3: fetch (provider reads, timed by the wrapper), masks, change and progress.
-    # Rejected scenes are not read again; read failures are counted, and reject a scene at the limit.
     # The site's sensors are the stall flag's second witness.
     t_sensors = time.perf_counter()
     try:
@@ -438,6 +444,53 @@ def refresh_site(
         return failed(exc)
     stages["sensors"] = time.perf_counter() - t_sensors
     tick()
+    if incremental and not found.new and found.has_figures and same_scene_inputs(found.stored_inputs, estimator):
+        # No scene is new, but the calendar, the sensors or the curve options may be: the figures
+        # are recomputed from the stored estimates (no pixel read) unless their inputs are unchanged.
+        t_fig = time.perf_counter()
+        try:
+            observations = progress_repo.list_observations(engine, site.id, method=estimator.method)
+            summary, points, inputs = refigure_site_progress(
+                site, observations, found.stored_inputs, as_of=as_of, activity=work
+            )
+        except (ModelError, ValueError) as exc:
+            return failed(exc)
+        stages["model"] = time.perf_counter() - t_fig
+        if progress_repo.inputs_digest(inputs) == found.stored_inputs.get("inputs_sha256"):
+            logger.info("skipped: %s", NO_NEW_SCENES, extra={"site_id": site.id, "job_id": job_id})
+            return RefreshOutcome(
+                site.id,
+                "skipped",
+                NO_NEW_SCENES,
+                scenes_found=found.found,
+                seconds=time.perf_counter() - t0,
+                stage_seconds=stages,
+                job_id=job_id,
+                counts=counts,
+            )
+        t_save = time.perf_counter()
+        try:
+            digest = progress_repo.save_progress(
+                engine, summary=summary, points=points, observations=observations, records=(), inputs=inputs
+            )
+        except (ValueError, OSError, SQLAlchemyError) as exc:
+            return failed(exc)
+        stages["save"] = time.perf_counter() - t_save
+        counts.update(scenes_used=summary.scenes_used, inputs_sha256=digest, refigured=True)
+        logger.info("refigured without new scenes", extra={"site_id": site.id, "job_id": job_id})
+        return RefreshOutcome(
+            site.id,
+            "ok",
+            scenes_found=found.found,
+            scenes_used=summary.scenes_used,
+            seconds=time.perf_counter() - t0,
+            stage_seconds=stages,
+            job_id=job_id,
+            counts=counts,
+        )
+
+    # Stages 2-3: fetch (provider reads, timed by the wrapper), masks, change and progress.
+    # Rejected scenes are not read again; read failures are counted, and reject a scene at the limit.
     fetch_before = timed.seconds
     t1 = time.perf_counter()
     try:

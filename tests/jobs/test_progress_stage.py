@@ -83,3 +83,71 @@ def test_refresh_reads_stored_sensors_as_the_stall_flags_second_witness(engine, 
     assert on_track.stall_witnesses == ()
     assert all(level > 0.3 for _, level in inputs["site_work"])
     assert "sensors" in outcomes[0].stage_seconds
+
+
+class _ArchiveUntil(LocalArchiveProvider):
+    """The local archive as it stood on ``last``: later scenes were not acquired yet."""
+
+    def __init__(self, root, last: date) -> None:
+        super().__init__(root)
+        self.last = last
+
+    def search(self, bbox_wgs84, start, end):
+        return [s for s in super().search(bbox_wgs84, start, end) if s.acquired_at_utc.date() <= self.last]
+
+
+@pytest.mark.integration
+def test_incremental_refresh_without_new_scenes_refigures_slip_and_a_sensor_stall(engine, sim_archive, sim_sites):
+    from aoi.demo import demo_portfolio
+    from jobs.demo import load_simulated_readings
+
+    repo.save_portfolio(engine, demo_portfolio())
+    site = _site(sim_sites, "stalled")  # stopped on 15 June; its sensors stayed up
+    provider = _ArchiveUntil(sim_archive, date(2026, 6, 20))  # no scene after 20 June
+    load_simulated_readings(engine, [site], date(2026, 4, 1), date(2026, 7, 20), seed=5)
+    first = refresh_sites(engine, [site], provider=provider, estimator=CVA, as_of=date(2026, 6, 20))
+    assert first[0].status == "ok"
+    before, _, stored = progress_repo.latest_progress(engine, site.id)
+    assert not before.stalled, "five days after the stop nobody can tell"
+    n_obs = len(progress_repo.list_observations(engine, site.id))
+
+    later = refresh_sites(engine, [site], provider=provider, estimator=CVA, as_of=date(2026, 7, 20), incremental=True)
+    assert later[0].status == "ok"
+    assert later[0].counts["scenes_new"] == 0
+    assert later[0].counts["refigured"] is True
+    assert "fetch" not in later[0].stage_seconds, "no pixel read"
+    after, _, inputs = progress_repo.latest_progress(engine, site.id)
+    assert after.as_of == date(2026, 7, 20)
+    assert after.stalled
+    assert after.stall_witnesses == ("sensors",)
+    assert after.slip_days > before.slip_days, "the plan moved on, the site did not"
+    assert inputs["scenes_used"] == stored["scenes_used"]
+    assert inputs["baseline_scenes"] == stored["baseline_scenes"]
+    assert len(progress_repo.list_observations(engine, site.id)) == n_obs
+
+    # The same day again: nothing changed, nothing is written.
+    again = refresh_sites(engine, [site], provider=provider, estimator=CVA, as_of=date(2026, 7, 20), incremental=True)
+    assert again[0].label == "skipped: no new scenes"
+    assert progress_repo.latest_progress(engine, site.id)[2]["inputs_sha256"] == inputs["inputs_sha256"]
+
+    # Figures refigured without new scenes equal a full recompute of the same day.
+    full = refresh_sites(engine, [site], provider=provider, estimator=CVA, as_of=date(2026, 7, 20))
+    assert full[0].status == "ok"
+    assert "refigured" not in full[0].counts
+    assert progress_repo.latest_progress(engine, site.id)[0] == after
+    assert progress_repo.latest_progress(engine, site.id)[2]["inputs_sha256"] == inputs["inputs_sha256"]
+
+
+def test_a_changed_estimator_makes_stored_estimates_stale():
+    from jobs.refresh import same_scene_inputs
+
+    stored = {
+        "method": CVA.method,
+        "threshold": CVA.threshold,
+        "provenance": dict(CVA.provenance),
+        "stage_rules": {k: getattr(CVA.rules, k) for k in CVA.rules.__dataclass_fields__},
+    }
+    assert same_scene_inputs(stored, CVA)
+    assert not same_scene_inputs({**stored, "threshold": CVA.threshold + 0.05}, CVA)
+    assert not same_scene_inputs({**stored, "provenance": {"sha256": "0" * 64}}, CVA)
+    assert not same_scene_inputs({}, CVA)
