@@ -61,7 +61,7 @@ from iot.features import daily_features, work_levels  # noqa: E402
 from iot.readings import validate_reading  # noqa: E402
 from iot.simulate import simulated_readings  # noqa: E402
 from iot.sitetime import site_timezone  # noqa: E402
-from jobs.iot import SENSOR_DAYS  # noqa: E402
+from jobs.iot import REFERENCE_DAYS, SENSOR_DAYS  # noqa: E402
 from jobs.progress import BASELINE_DAYS, compute_site_progress, make_estimator  # noqa: E402
 from jobs.settings import Settings  # noqa: E402
 from models.progress import CurveOptions, PlanCurves, slip_days, summarize  # noqa: E402
@@ -137,8 +137,12 @@ def site_activity(site, curve, seed: int) -> list:
 
 
 def read_back(activity: list, on: date) -> list:
-    """The sensor days a refresh on ``on`` reads (jobs.iot.SENSOR_DAYS back)."""
-    return [w for w in activity if on - timedelta(days=SENSOR_DAYS) < w.day <= on]
+    """The sensor days a refresh on ``on`` reads (jobs.iot.SENSOR_DAYS and the reference year before them).
+
+    The refresh compares the reference year's days only with what of it came before them; here each
+    day has its full trailing year. Both read a day as idle the same way (guards against crews).
+    """
+    return [w for w in activity if on - timedelta(days=SENSOR_DAYS + REFERENCE_DAYS) < w.day <= on]
 
 
 def score_site(site, obs, curve, method: str, activity: list) -> dict:

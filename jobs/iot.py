@@ -542,13 +542,20 @@ def site_daily_features(
     )
 
 
-#: Days of sensor work the refresh reads back (:func:`site_work`): how far back a stop can be dated
-#: from the sensors (a longer one reads as idle for at least this long).
+#: Days of sensor work levels against a full year's reference the refresh reads (:func:`site_work`).
 SENSOR_DAYS = 180
+#: The trailing window of that reference (:func:`iot.features.work_levels`).
+REFERENCE_DAYS = 365
 
 
 def site_work(
-    engine: Engine, site_id: str, end: date, *, days: int = SENSOR_DAYS, reference_days: int = 365
+    engine: Engine,
+    site_id: str,
+    end: date,
+    *,
+    days: int = SENSOR_DAYS,
+    reference_days: int = REFERENCE_DAYS,
+    with_history: bool = False,
 ) -> list[SiteWork]:
     """The site's daily work levels over the ``days`` local days up to ``end``, from its stored readings.
 
@@ -556,6 +563,10 @@ def site_work(
     (:func:`models.progress.idle_evidence`); the levels compare each day with the site's working
     days of the ``reference_days`` before it (:func:`iot.features.work_levels`). Empty for a site
     without readings.
+
+    With ``with_history`` the reference days read are returned too, each compared with the part
+    of the reference read before it (the first weeks have none: None). At no extra read, this
+    dates a stop up to ``days + reference_days`` back; a longer one reads as idle that long.
 
     Raises:
         SiteTimezoneError: The site's ``properties.timezone`` names no zone.
@@ -567,4 +578,4 @@ def site_work(
     )
     if not any(f.readings for f in features):
         return []
-    return work_levels(features, start=first, reference_days=reference_days)
+    return work_levels(features, start=None if with_history else first, reference_days=reference_days)

@@ -302,12 +302,15 @@ def same_scene_inputs(stored: Mapping[str, Any], estimator: SceneEstimator) -> b
 
 
 def load_site_work(engine: Engine, site: Site, as_of: date) -> list[SiteWork]:
-    """The site's daily work over the ``jobs.iot.SENSOR_DAYS`` to ``as_of`` from its stored readings (or none).
+    """The site's daily work up to ``as_of`` from its stored readings (or none), reference year included.
+
+    ``jobs.iot.SENSOR_DAYS`` against a full year of reference, and the year before them against
+    what of it came earlier (:func:`jobs.iot.site_work`), so a long stop is dated where it began.
 
     A site whose time zone cannot be resolved still gets its figures, from imagery alone (logged).
     """
     try:
-        return site_work(engine, site.id, as_of)
+        return site_work(engine, site.id, as_of, with_history=True)
     except IotError as exc:
         logger.warning("sensor work not read: %s", exc, extra={"site_id": site.id})
         return []

@@ -127,6 +127,9 @@ class CurveOptions:
             of the plan's pace is expected under 3 pp in three weeks. Chosen on seeds 101-103
             (0.5 raised a false stall; the minimum over schedules, not their median, for the
             same reason).
+        idle_whole_stretch: Measure the plan's expectation over the whole idle stretch
+            (:func:`idle_since`), not only the last ``idle_days``: a site idle since a day the plan,
+            on every schedule the imagery allows, did not pause stopped while work was due.
         busy_level: Median work level over that window at or above which the sensors saw the site
             at work, so an imagery stall flag is disputed rather than raised: half a usual day,
             far above idle (0.2 and under; guards alone read a few hundredths).
@@ -177,6 +180,7 @@ class CurveOptions:
     idle_min_reported: float = 0.8
     idle_planned_pp: float = 1.0
     busy_level: float = 0.5
+    idle_whole_stretch: bool = True
 
 
 def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
@@ -508,6 +512,8 @@ def summarize(
     # completion level, the readings' after a cloudy month (the curve interpolates across it).
     finish_dates = [d for d in (finish_day(filled, as_of, opts), _finished_on(curve, opts.complete_pct)) if d]
     finished_on = min(finish_dates) if finish_dates else None
+    if finished_on is not None:
+        finished_on = sensor_finish(plan, curve, activity, finished_on, as_of, opts) or finished_on
     if position is None:  # unreachable: the curve has a value on as_of
         raise RuntimeError("no plan position for an observed curve")
     slip, slip_low, slip_high = _slip_from_position(plan, table, position, as_of, finished_on)
@@ -583,6 +589,49 @@ def finish_day(observations: Sequence[SceneProgress], as_of: date, opts: CurveOp
         ):
             return day
     return None
+
+
+def work_ended(activity: Sequence[SiteWork], as_of: date, opts: CurveOptions) -> date | None:
+    """The day after the site's sensors last reported work, if only idle days or silence followed for ``idle_days``.
+
+    Silence counts here (unlike in :func:`idle_since`): a finished site's sensors are taken away
+    some weeks after its crews left. At least a week of idle reports must follow the last working
+    day, so a feed that broke mid-work does not end the work.
+    """
+    days = sorted((w for w in activity if w.day <= as_of), key=lambda w: w.day)
+    last = next((w.day for w in reversed(days) if w.level is not None and w.level > opts.idle_level), None)
+    if last is None or (as_of - last).days < opts.idle_days:
+        return None
+    quiet = sum(1 for w in days if w.day > last and w.level is not None)
+    return last + timedelta(days=1) if quiet >= 7 else None
+
+
+def sensor_finish(
+    plan: Plan,
+    curve: FittedCurve,
+    activity: Sequence[SiteWork],
+    imagery_finish: date,
+    as_of: date,
+    opts: CurveOptions,
+) -> date | None:
+    """The day a site that reads finished reached ``complete_pct``, dated by its sensors; None if they cannot.
+
+    Imagery dates a finish late: finished sites read a few points under 100 now and then, so the
+    readings say "finished" only weeks after the work did. The crews leave when the work is done
+    (:func:`work_ended`); if the curve was then within its band and one reading's noise
+    (``noise_pp``) of complete, the site reached ``complete_pct`` the time the plan gives its last
+    ``100 - complete_pct`` points earlier. A site that stopped short reads further below.
+    """
+    ended = work_ended(activity, as_of, opts)
+    if ended is None or ended > imagery_finish:
+        return None
+    level = curve.value(ended)
+    # Within a reading's noise of complete: the curve trails a finish by a few points (above).
+    if level is None or level + (band_halfwidth(curve, ended, opts) or 0.0) < opts.complete_pct - opts.noise_pp:
+        return None
+    reached, end = plan.date_for_percent(opts.complete_pct), plan.date_for_percent(100.0)
+    last_points = (end - reached).days if reached is not None and end is not None else 0
+    return ended - timedelta(days=last_points)
 
 
 def _finished_on(curve: FittedCurve, complete_pct: float) -> date | None:
@@ -1352,11 +1401,16 @@ def idle_evidence(
         return IdleEvidence("not_expected", reported, idle, median_level=median)
     pace, delay, _ = warps
     grid = np.arange(len(table.planned), dtype=np.float64)
+    # The expectation runs from the day work stopped when the stretch is longer than the window:
+    # on a schedule where the site merely entered a planned pause, the plan expects nothing since
+    # then; on one where it stopped mid-phase, it expects the rest of that phase.
+    stopped = idle_since(activity, as_of, opts) if opts.idle_whole_stretch else None
+    since = min(start, stopped) if stopped is not None else start
     # Both ends on the schedule first, then clipped: a window that starts before the schedule
     # does expects only the work after its start.
-    begin = pace * ((start - table.origin).days - delay)
+    begin = pace * ((since - table.origin).days - delay)
     index = np.clip(begin, 0.0, grid[-1])
-    ahead = np.clip(begin + pace * opts.idle_days, 0.0, grid[-1])
+    ahead = np.clip(pace * ((as_of - table.origin).days - delay), 0.0, grid[-1])
     gain = np.interp(ahead, grid, table.planned) - np.interp(index, grid, table.planned)
     expected = float(gain.min())
     verdict: Literal["idle", "not_expected"] = "idle" if expected >= opts.idle_planned_pp else "not_expected"

@@ -75,3 +75,11 @@ def test_stored_readings_of_a_stalled_site_read_idle_work(demo_engine):
     before = site_work(demo_engine, "in-pnq-factory", date(2026, 6, 10), days=10)
     assert all(w.level is not None and w.level > 0.5 for w in before)
     assert site_work(demo_engine, "es-sev-solar", date(2026, 7, 31)) == []  # no sensors stored
+    # The reference year read for those levels, returned too: the stop is dated where it began.
+    dated = site_work(demo_engine, "in-pnq-factory", date(2026, 7, 31), days=30, with_history=True)
+    assert len(dated) == 30 + 365
+    assert dated[-30:] == work
+    levels = {w.day: w.level for w in dated}
+    assert levels[date(2026, 4, 20)] is None  # a few days of readings are no reference yet
+    assert all(levels[date(2026, 6, 1) + timedelta(days=k)] > 0.5 for k in range(10))
+    assert all(levels[date(2026, 6, 25) + timedelta(days=k)] < 0.1 for k in range(10))

@@ -23,6 +23,7 @@ from models.progress import (
     slip_days,
     stall_evidence,
     summarize,
+    work_ended,
 )
 
 FP = box(0, 0, 0.001, 0.001)
@@ -676,3 +677,56 @@ def test_weekends_neither_flag_a_working_site_nor_hide_a_stop():
     stopped = five_day_week(_work(PLAN_START, as_of, idle_from=stop + timedelta(days=1)))
     obs = _visible_series(1.0, stop=stop, seed=0)
     assert summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=stopped)[0].stall_witnesses == ("sensors",)
+
+
+def test_stop_short_of_a_planned_pause_is_flagged_while_the_site_idles_through_it():
+    # Stopped on 15 March, 2.5 pp short of the earthworks' end (31 March); April is the plan's
+    # pause. By 25 April the last three weeks are all pause, so they alone expect nothing; since
+    # the work stopped, every schedule the imagery allows expected the rest of the earthworks.
+    stop, as_of = date(2025, 3, 15), date(2025, 4, 25)
+    table = PlanCurves.of(PAD_PLAN)
+    window_only = replace(CurveOptions(), idle_whole_stretch=False)
+    for seed in range(5):
+        obs = [o for o in _visible_series(1.0, stop=stop, seed=seed) if o.acquired_at_utc.date() <= as_of]
+        work = _work(PLAN_START, as_of, idle_from=stop + timedelta(days=1), seed=seed)
+        curve = fit_curve(obs)
+        assert idle_evidence(table, curve, obs, work, as_of, window_only).verdict == "not_expected"
+        whole = idle_evidence(table, curve, obs, work, as_of)
+        assert whole.verdict == "idle"
+        assert 1.5 <= whole.expected_pp <= 3.5
+        assert not summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0].stalled
+        summary = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+        assert summary.stall_witnesses == ("sensors",)
+
+
+def test_finish_is_dated_by_the_crews_leaving_when_the_readings_trail_it():
+    # Finished on plan (reached 97.5 % on 22 December); afterwards clear readings sit at 96-98.5
+    # and every third is read 6-10 pp low, so the readings say "finished" weeks late, if at all.
+    # The crews left on 1 January.
+    as_of = date(2026, 5, 1)
+    true_slip = (PLAN.date_for_percent(97.5) - PLAN.end).days
+    better = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        obs = []
+        for k in range(0, 500, 5):
+            d = date(2025, 1, 1) + timedelta(days=k)
+            pct = PLAN.planned_percent(d)
+            if pct >= 100.0:
+                pct = 100.0 - rng.uniform(1.5, 4.0) - (rng.uniform(6.0, 10.0) if k % 15 == 0 else 0.0)
+            obs.append(_obs(d, float(np.clip(pct + rng.normal(0, 0.5), 0, 100))))
+        work = _work(PLAN_START, as_of, idle_from=date(2026, 1, 1), seed=seed)
+        assert work_ended(work, as_of, CurveOptions()) == date(2026, 1, 1)
+        alone = summarize("s", PLAN, obs, as_of=as_of, method="t")[0].slip_days
+        dated = summarize("s", PLAN, obs, as_of=as_of, method="t", activity=work)[0].slip_days
+        assert abs(dated - true_slip) <= abs(alone - true_slip)
+        better += abs(dated - true_slip) <= 2 < abs(alone - true_slip)
+        # Stopped short, at 85 %: the crews' leaving is a stop, not a finish.
+        stop = PLAN.date_for_percent(85.0)
+        short = [o if o.acquired_at_utc.date() <= stop else _obs(o.acquired_at_utc.date(), 85.0) for o in obs]
+        stopped = summarize(
+            "s", PLAN, short, as_of=as_of, method="t", activity=_work(PLAN_START, as_of, idle_from=stop)
+        )
+        assert stopped[0].stalled
+        assert stopped[0].slip_days > 100
+    assert better >= 3
