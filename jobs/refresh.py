@@ -46,9 +46,17 @@ from imagery.errors import ImageryError, ProviderUnavailableError, SceneUnavaila
 from imagery.providers.base import SceneProvider, SceneRef, read_bands_into
 from iot.errors import IotError
 from jobs.iot import site_work
-from jobs.progress import BASELINE_DAYS, SiteProgress, compute_site_progress, refigure_site_progress, site_grid
+from jobs.progress import (
+    BASELINE_DAYS,
+    SiteProgress,
+    compute_site_progress,
+    curve_inputs,
+    refigure_site_progress,
+    site_grid,
+)
 from models.errors import ModelError
 from models.estimate import SceneEstimator
+from models.progress import CurveOptions
 from store import progress_repo, repo
 
 logger = logging.getLogger(__name__)
@@ -449,17 +457,11 @@ def refresh_site(
     tick()
     if incremental and not found.new and found.has_figures and same_scene_inputs(found.stored_inputs, estimator):
         # No scene is new, but the calendar, the sensors or the curve options may be: the figures
-        # are recomputed from the stored estimates (no pixel read) unless their inputs are unchanged.
-        t_fig = time.perf_counter()
-        try:
-            observations = progress_repo.list_observations(engine, site.id, method=estimator.method)
-            summary, points, inputs = refigure_site_progress(
-                site, observations, found.stored_inputs, as_of=as_of, activity=work
-            )
-        except (ModelError, ValueError) as exc:
-            return failed(exc)
-        stages["model"] = time.perf_counter() - t_fig
-        if progress_repo.inputs_digest(inputs) == found.stored_inputs.get("inputs_sha256"):
+        # are recomputed from the stored estimates (no pixel read) unless those inputs are unchanged.
+        now = curve_inputs(as_of, CurveOptions(), work)
+        if progress_repo.inputs_digest(now) == progress_repo.inputs_digest(
+            {k: found.stored_inputs.get(k) for k in now}
+        ):
             logger.info("skipped: %s", NO_NEW_SCENES, extra={"site_id": site.id, "job_id": job_id})
             return RefreshOutcome(
                 site.id,
@@ -471,6 +473,15 @@ def refresh_site(
                 job_id=job_id,
                 counts=counts,
             )
+        t_fig = time.perf_counter()
+        try:
+            observations = progress_repo.list_observations(engine, site.id, method=estimator.method)
+            summary, points, inputs = refigure_site_progress(
+                site, observations, found.stored_inputs, as_of=as_of, activity=work
+            )
+        except (ModelError, ValueError) as exc:
+            return failed(exc)
+        stages["model"] = time.perf_counter() - t_fig
         t_save = time.perf_counter()
         try:
             digest = progress_repo.save_progress(

@@ -56,8 +56,8 @@ def test_refresh_twice_stores_the_same_results_and_skips_without_new_scenes(
 
     again = run_refresh(engine, spec, ids)
     assert [o.label for o in again.outcomes] == [f"skipped: {NO_NEW_SCENES}"] * 2
-    # no pixel read: the figures were recomputed from the stored estimates and came out the same
-    assert all(set(o.stage_seconds) == {"discover", "sensors", "model"} for o in again.outcomes)
+    # no pixel read, and no figure recomputed: the calendar and the sensors are where they were
+    assert all(set(o.stage_seconds) == {"discover", "sensors"} for o in again.outcomes)
     assert again.portfolio is None, "nothing new: no second score history row"
     assert row_counts(engine) == rows
     assert _scores(engine) == scores
