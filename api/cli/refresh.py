@@ -96,6 +96,8 @@ def _summary(result: BatchResult) -> dict[str, Any]:
         "batch_id": result.batch_id,
         "sites": len(result.outcomes),
         "ok": result.count("ok"),
+        # Of the ok: figures recomputed from stored estimates, no scene being new.
+        "refigured": sum(bool(o.counts.get("refigured")) for o in result.outcomes),
         "skipped": result.count("skipped"),
         "failed": result.count("failed"),
         "stopped": result.stopped,
@@ -199,7 +201,8 @@ def refresh_command(
                 colour = "red" if o.status == "failed" else "yellow"
                 err.print(f"[{colour}]{o.site_id}[/]: {o.label}", highlight=False)
         out.print(
-            f"{doc['sites']} site(s): {doc['ok']} ok, {doc['skipped']} skipped, {doc['failed']} failed "
+            f"{doc['sites']} site(s): {doc['ok']} ok ({doc['refigured']} without new scenes), "
+            f"{doc['skipped']} skipped, {doc['failed']} failed "
             f"(batch {result.batch_id})"
         )
         if result.portfolio is not None:

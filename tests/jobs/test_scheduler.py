@@ -193,7 +193,7 @@ def test_refresh_all_shows_progress_and_jobs_lists_the_records(tmp_path, monkeyp
     n_sites = len(repo.list_sites(engine))
     assert run([*root, "refresh", "--all", "--as-of", TEST_AS_OF.isoformat()]) == 0
     captured = capsys.readouterr()
-    assert f"{n_sites} site(s): 0 ok, {n_sites} skipped, 0 failed" in captured.out
+    assert f"{n_sites} site(s): 0 ok (0 without new scenes), {n_sites} skipped, 0 failed" in captured.out
     assert run([*root, "jobs", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert len(records) == n_sites
