@@ -401,18 +401,25 @@ def test_slab_step_after_the_newest_scene_is_not_a_stall():
     assert not summarize("s", PAD_PLAN, obs, as_of=date(2025, 6, 25), method="t")[0].stalled
 
 
-def test_finished_site_whose_readings_scatter_below_100_keeps_its_finish_date():
-    # Finished on plan (31 December); afterwards clear readings sit at 96.5-99 and one in four is
-    # read 6-10 pp low (a roof in shadow). The curve, a weighted mean, stays under 97.5 for months;
-    # the readings' upper quartile says finished at the end of December.
-    rng = np.random.default_rng(4)
+def _finished_readings(seed: int, *, below: tuple[float, float], shadow_every: int, noise: float):
+    """PLAN on plan to its end (31 December 2025), then readings ``below`` 100 and every
+    ``shadow_every``-th one a further 6-10 pp low (a roof in shadow), every 5 days to May 2026."""
+    rng = np.random.default_rng(seed)
     obs = []
     for k in range(0, 500, 5):
         d = date(2025, 1, 1) + timedelta(days=k)
         pct = PLAN.planned_percent(d)
         if pct >= 100.0:
-            pct = 100.0 - rng.uniform(1.0, 3.5) - (rng.uniform(6.0, 10.0) if k % 20 == 0 else 0.0)
-        obs.append(_obs(d, float(np.clip(pct + rng.normal(0, 0.3), 0, 100))))
+            pct = 100.0 - rng.uniform(*below) - (rng.uniform(6.0, 10.0) if k % (5 * shadow_every) == 0 else 0.0)
+        obs.append(_obs(d, float(np.clip(pct + rng.normal(0, noise), 0, 100))))
+    return obs
+
+
+def test_finished_site_whose_readings_scatter_below_100_keeps_its_finish_date():
+    # Finished on plan (31 December); afterwards clear readings sit at 96.5-99 and one in four is
+    # read 6-10 pp low (a roof in shadow). The curve, a weighted mean, stays under 97.5 for months;
+    # the readings' upper quartile says finished at the end of December.
+    obs = _finished_readings(4, below=(1.0, 3.5), shadow_every=4, noise=0.3)
     summary, _ = summarize("s", PLAN, obs, as_of=date(2026, 5, 1), method="t")
     assert abs(summary.slip_days) <= 15
     assert not summary.stalled
@@ -707,14 +714,7 @@ def test_finish_is_dated_by_the_crews_leaving_when_the_readings_trail_it():
     true_slip = (PLAN.date_for_percent(97.5) - PLAN.end).days
     better = 0
     for seed in range(5):
-        rng = np.random.default_rng(seed)
-        obs = []
-        for k in range(0, 500, 5):
-            d = date(2025, 1, 1) + timedelta(days=k)
-            pct = PLAN.planned_percent(d)
-            if pct >= 100.0:
-                pct = 100.0 - rng.uniform(1.5, 4.0) - (rng.uniform(6.0, 10.0) if k % 15 == 0 else 0.0)
-            obs.append(_obs(d, float(np.clip(pct + rng.normal(0, 0.5), 0, 100))))
+        obs = _finished_readings(seed, below=(1.5, 4.0), shadow_every=3, noise=0.5)
         work = _work(PLAN_START, as_of, idle_from=date(2026, 1, 1), seed=seed)
         assert work_ended(work, as_of, CurveOptions()) == date(2026, 1, 1)
         alone = summarize("s", PLAN, obs, as_of=as_of, method="t")[0].slip_days
