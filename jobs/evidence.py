@@ -140,6 +140,7 @@ def evidence_manifest(site: Site, result: SiteProgress, *, command: str) -> dict
         # The sensor days the stall flag read: [site-local day, work level (1 = usual, 0 = idle)].
         "site_work": result.inputs.get("site_work", []),
         "idle_since": result.inputs.get("idle_since"),
+        "work_ended": result.inputs.get("work_ended"),
         "inputs_sha256": inputs_digest(result.inputs),
         "files": ["before.png", "after.png", "change.png", "change.tif", "progress.csv"],
         "reproduce": command,

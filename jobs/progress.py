@@ -6,6 +6,7 @@ This is where the capabilities meet; each stays ignorant of the others.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from models.baseline import index_change_probability
 from models.errors import ModelError
 from models.estimate import S2_STAGE_BANDS, SceneEstimator, SiteLayers, baseline_composite
 from models.inference import ChangeDetector
-from models.progress import CurveOptions, idle_since, summarize
+from models.progress import CurveOptions, idle_since, summarize, work_ended
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ def compute_site_progress(
         "threshold": estimator.threshold,
         "provenance": dict(estimator.provenance),
         "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
+        "plan_sha256": plan_fingerprint(site),
         **curve_inputs(as_of, opts, activity),
     }
     return SiteProgress(
@@ -195,11 +197,13 @@ def compute_site_progress(
 def curve_inputs(as_of: date, opts: CurveOptions, activity: Sequence[SiteWork]) -> dict[str, Any]:
     """The inputs of the curve stage beyond the per-scene estimates: as-of day, options and sensor days.
 
-    ``site_work`` holds the sensor days the stall flag read (its window) and ``idle_since`` the start
-    of the idle stretch that holds the plan position, so the figures trace back to them.
+    ``site_work`` holds the sensor days the stall flag read (its window), ``idle_since`` the start
+    of the idle stretch that holds the plan position and ``work_ended`` the crews' leaving that can
+    date a finish, so the figures trace back to them.
     """
     window = as_of - timedelta(days=opts.idle_days)
     stopped = idle_since(activity, as_of, opts)
+    ended = work_ended(activity, as_of, opts)
     return {
         "as_of": as_of.isoformat(),
         "curve_options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
@@ -209,7 +213,16 @@ def curve_inputs(as_of: date, opts: CurveOptions, activity: Sequence[SiteWork]) 
             if window < w.day <= as_of
         ],
         "idle_since": None if stopped is None else stopped.isoformat(),
+        "work_ended": None if ended is None else ended.isoformat(),
     }
+
+
+def plan_fingerprint(site: Site) -> str:
+    """sha256 of what the per-scene estimates rest on besides imagery: boundary and phases."""
+    parts = [site.boundary_wgs84.wkb_hex]
+    for p in site.plan.phases:
+        parts += [p.name, repr(p.weight), p.start.isoformat(), p.end.isoformat(), p.footprint_wgs84.wkb_hex]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def refigure_site_progress(
@@ -242,7 +255,7 @@ def refigure_site_progress(
     known = [o for o in observations if o.acquired_at_utc.date() <= as_of]
     method = str(stored_inputs["method"])
     summary, points = summarize(site.id, site.plan, known, as_of=as_of, method=method, options=opts, activity=activity)
-    scene_side = {k: v for k, v in stored_inputs.items() if k not in ("inputs_sha256", "as_of", "curve_options",
-                                                                        "site_work", "idle_since")}  # fmt: skip
+    now = curve_inputs(as_of, opts, activity)
+    scene_side = {k: v for k, v in stored_inputs.items() if k != "inputs_sha256" and k not in now}
     scene_side["scenes_used"] = [o.scene_id for o in known if o.percent is not None]
-    return summary, points, {**scene_side, **curve_inputs(as_of, opts, activity)}
+    return summary, points, {**scene_side, **now}

@@ -38,7 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from aoi.model import Site
-from aoi.records import SceneRecord, SiteWork
+from aoi.records import SceneProgress, SceneRecord, SiteWork
 from geo import BBox, Grid
 from imagery.cache import SceneCache
 from imagery.cube import REASON_READ_ERROR
@@ -51,6 +51,7 @@ from jobs.progress import (
     SiteProgress,
     compute_site_progress,
     curve_inputs,
+    plan_fingerprint,
     refigure_site_progress,
     site_grid,
 )
@@ -294,19 +295,28 @@ def site_progress(
     return replace(result, records=records)
 
 
-def same_scene_inputs(stored: Mapping[str, Any], estimator: SceneEstimator) -> bool:
-    """Whether stored figures came from this estimator as configured now (checkpoint, threshold, rules).
+def same_scene_inputs(stored: Mapping[str, Any], estimator: SceneEstimator, site: Site) -> bool:
+    """Whether stored figures came from this estimator as configured now, on this site as it is now.
 
-    A new checkpoint or threshold under the same method name makes every stored estimate stale:
-    the incremental refresh must read the scenes again rather than refigure from them.
+    A new checkpoint or threshold under the same method name, or an edited plan or boundary, makes
+    every stored estimate stale: the incremental refresh must read the scenes again rather than
+    refigure from them.
     """
     now = {
+        "grid": site_grid(site).to_dict(),
+        "plan_sha256": plan_fingerprint(site),
         "method": estimator.method,
         "threshold": estimator.threshold,
         "provenance": dict(estimator.provenance),
         "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
     }
     return progress_repo.inputs_digest(now) == progress_repo.inputs_digest({k: stored.get(k) for k in now})
+
+
+def covers_stored_figures(observations: Sequence[SceneProgress], stored: Mapping[str, Any]) -> bool:
+    """Whether every scene the stored figures used still has its estimate (a backfill replaces them)."""
+    have = {o.scene_id for o in observations if o.percent is not None}
+    return set(stored.get("scenes_used") or ()) <= have
 
 
 def load_site_work(engine: Engine, site: Site, as_of: date) -> list[SiteWork]:
@@ -412,7 +422,8 @@ def refresh_site(
         as_of: The day figures are computed for.
         cache: Scene cache shared by every refresh.
         max_cloud_pct: Scenes cloudier than this over the site are skipped (and recorded).
-        incremental: Stop after discovery when no scene is new and figures by this method exist.
+        incremental: When no scene is new and figures by this estimator exist, read no scene:
+            refigure from the stored estimates, or skip if the calendar and sensors are unchanged.
         max_read_attempts: Refreshes that fail to read a scene before it is rejected.
         retries: Provider retries after a transient error.
         backoff_s: First retry delay, seconds.
@@ -455,7 +466,7 @@ def refresh_site(
         return failed(exc)
     stages["sensors"] = time.perf_counter() - t_sensors
     tick()
-    if incremental and not found.new and found.has_figures and same_scene_inputs(found.stored_inputs, estimator):
+    if incremental and not found.new and found.has_figures and same_scene_inputs(found.stored_inputs, estimator, site):
         # No scene is new, but the calendar, the sensors or the curve options may be: the figures
         # are recomputed from the stored estimates (no pixel read) unless those inputs are unchanged.
         now = curve_inputs(as_of, CurveOptions(), work)
@@ -476,32 +487,39 @@ def refresh_site(
         t_fig = time.perf_counter()
         try:
             observations = progress_repo.list_observations(engine, site.id, method=estimator.method)
-            summary, points, inputs = refigure_site_progress(
-                site, observations, found.stored_inputs, as_of=as_of, activity=work
-            )
-        except (ModelError, ValueError) as exc:
+        except SQLAlchemyError as exc:
             return failed(exc)
-        stages["model"] = time.perf_counter() - t_fig
-        t_save = time.perf_counter()
-        try:
-            digest = progress_repo.save_progress(
-                engine, summary=summary, points=points, observations=observations, records=(), inputs=inputs
+        if covers_stored_figures(observations, found.stored_inputs):
+            try:
+                summary, points, inputs = refigure_site_progress(
+                    site, observations, found.stored_inputs, as_of=as_of, activity=work
+                )
+            except (ModelError, ValueError) as exc:
+                return failed(exc)
+            stages["model"] = time.perf_counter() - t_fig
+            t_save = time.perf_counter()
+            try:
+                digest = progress_repo.save_progress(
+                    engine, summary=summary, points=points, observations=(), records=(), inputs=inputs,
+                    replace_observations=False,
+                )  # fmt: skip
+            except (ValueError, OSError, SQLAlchemyError) as exc:
+                return failed(exc)
+            stages["save"] = time.perf_counter() - t_save
+            counts.update(scenes_used=summary.scenes_used, inputs_sha256=digest, refigured=True)
+            logger.info("refigured without new scenes", extra={"site_id": site.id, "job_id": job_id})
+            return RefreshOutcome(
+                site.id,
+                "ok",
+                scenes_found=found.found,
+                scenes_used=summary.scenes_used,
+                seconds=time.perf_counter() - t0,
+                stage_seconds=stages,
+                job_id=job_id,
+                counts=counts,
             )
-        except (ValueError, OSError, SQLAlchemyError) as exc:
-            return failed(exc)
-        stages["save"] = time.perf_counter() - t_save
-        counts.update(scenes_used=summary.scenes_used, inputs_sha256=digest, refigured=True)
-        logger.info("refigured without new scenes", extra={"site_id": site.id, "job_id": job_id})
-        return RefreshOutcome(
-            site.id,
-            "ok",
-            scenes_found=found.found,
-            scenes_used=summary.scenes_used,
-            seconds=time.perf_counter() - t0,
-            stage_seconds=stages,
-            job_id=job_id,
-            counts=counts,
-        )
+        # A backfill to an earlier day replaced the estimates the newest figures rest on: read again.
+        logger.info("stored estimates incomplete: scenes read again", extra={"site_id": site.id, "job_id": job_id})
 
     # Stages 2-3: fetch (provider reads, timed by the wrapper), masks, change and progress.
     # Rejected scenes are not read again; read failures are counted, and reject a scene at the limit.
@@ -534,7 +552,7 @@ def refresh_site(
             records=result.records,
             inputs=result.inputs,
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, SQLAlchemyError) as exc:
         return failed(exc)
     t3 = time.perf_counter()
     stages["save"] = t3 - t2

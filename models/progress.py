@@ -129,7 +129,8 @@ class CurveOptions:
             same reason).
         idle_whole_stretch: Measure the plan's expectation over the whole idle stretch
             (:func:`idle_since`), not only the last ``idle_days``: a site idle since a day the plan,
-            on every schedule the imagery allows, did not pause stopped while work was due.
+            on every schedule the imagery allows, did not pause stopped while work was due. Not
+            for a site within ``noise_pp`` of complete (a finish the readings trail).
         busy_level: Median work level over that window at or above which the sensors saw the site
             at work, so an imagery stall flag is disputed rather than raised: half a usual day,
             far above idle (0.2 and under; guards alone read a few hundredths).
@@ -620,14 +621,19 @@ def sensor_finish(
     readings say "finished" only weeks after the work did. The crews leave when the work is done
     (:func:`work_ended`); if the curve was then within its band and one reading's noise
     (``noise_pp``) of complete, the site reached ``complete_pct`` the time the plan gives its last
-    ``100 - complete_pct`` points earlier. A site that stopped short reads further below.
+    ``100 - complete_pct`` points earlier. A site that stopped short reads further below, and one
+    whose curve climbed by more than that noise after the crews left resumed work unmonitored.
     """
     ended = work_ended(activity, as_of, opts)
     if ended is None or ended > imagery_finish:
         return None
-    level = curve.value(ended)
+    level, then = curve.value(ended), curve.value(imagery_finish)
     # Within a reading's noise of complete: the curve trails a finish by a few points (above).
     if level is None or level + (band_halfwidth(curve, ended, opts) or 0.0) < opts.complete_pct - opts.noise_pp:
+        return None
+    # And no more than that after: a curve that climbed on after the crews left shows work that
+    # resumed unmonitored, so they left a stop, not a finished site.
+    if then is None or then - level > opts.noise_pp:
         return None
     reached, end = plan.date_for_percent(opts.complete_pct), plan.date_for_percent(100.0)
     last_points = (end - reached).days if reached is not None and end is not None else 0
@@ -1405,6 +1411,10 @@ def idle_evidence(
     # on a schedule where the site merely entered a planned pause, the plan expects nothing since
     # then; on one where it stopped mid-phase, it expects the rest of that phase.
     stopped = idle_since(activity, as_of, opts) if opts.idle_whole_stretch else None
+    # Not for a site within a reading's noise of complete: one that finished while its readings
+    # trail would owe the plan's whole tail since its crews left.
+    if level0 >= opts.complete_pct - opts.noise_pp:
+        stopped = None
     since = min(start, stopped) if stopped is not None else start
     # Both ends on the schedule first, then clipped: a window that starts before the schedule
     # does expects only the work after its start.

@@ -62,34 +62,20 @@ def save_progress(
     observations: Sequence[SceneProgress],
     records: Sequence[SceneRecord],
     inputs: dict[str, Any],
+    replace_observations: bool = True,
 ) -> str:
     """Store one site's progress run atomically; re-running the same day and method replaces it.
+
+    ``replace_observations=False`` keeps the stored per-scene estimates as they are (figures
+    recomputed from them); ``observations`` is then ignored.
 
     Returns:
         The sha256 of the inputs, the key that ties the figures to what produced them.
     """
     digest = inputs_digest(inputs)
     with Session(engine) as session, session.begin():
-        session.execute(
-            delete(ProgressObservationRow).where(
-                ProgressObservationRow.site_id == summary.site_id, ProgressObservationRow.method == summary.method
-            )
-        )
-        session.add_all(
-            ProgressObservationRow(
-                site_id=o.site_id,
-                scene_id=o.scene_id,
-                method=summary.method,
-                acquired_at=o.acquired_at_utc,
-                percent=o.percent,
-                phase_fractions=list(o.phase_fractions),
-                observed_fraction=o.observed_fraction,
-                confidence=o.confidence,
-                outside_change_fraction=o.outside_change_fraction,
-                reason=o.reason,
-            )
-            for o in observations
-        )
+        if replace_observations:
+            _replace_observations(session, summary, observations)
         row = session.scalars(
             select(ProgressSummaryRow).where(
                 ProgressSummaryRow.site_id == summary.site_id,
@@ -205,3 +191,27 @@ def list_observations(engine: Engine, site_id: str, *, method: str | None = None
             )
             for r in session.scalars(stmt.order_by(ProgressObservationRow.acquired_at))
         ]
+
+
+def _replace_observations(session: Session, summary: ProgressSummary, observations: Sequence[SceneProgress]) -> None:
+    """A site's estimates by the summary's method become ``observations`` (inside the caller's transaction)."""
+    session.execute(
+        delete(ProgressObservationRow).where(
+            ProgressObservationRow.site_id == summary.site_id, ProgressObservationRow.method == summary.method
+        )
+    )
+    session.add_all(
+        ProgressObservationRow(
+            site_id=o.site_id,
+            scene_id=o.scene_id,
+            method=summary.method,
+            acquired_at=o.acquired_at_utc,
+            percent=o.percent,
+            phase_fractions=list(o.phase_fractions),
+            observed_fraction=o.observed_fraction,
+            confidence=o.confidence,
+            outside_change_fraction=o.outside_change_fraction,
+            reason=o.reason,
+        )
+        for o in observations
+    )

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -138,16 +138,42 @@ def test_incremental_refresh_without_new_scenes_refigures_slip_and_a_sensor_stal
     assert progress_repo.latest_progress(engine, site.id)[2]["inputs_sha256"] == inputs["inputs_sha256"]
 
 
-def test_a_changed_estimator_makes_stored_estimates_stale():
+def test_a_changed_estimator_or_plan_makes_stored_estimates_stale(sim_archive, sim_sites):
+    from dataclasses import replace
+
+    from aoi.model import Plan
     from jobs.refresh import same_scene_inputs
 
-    stored = {
-        "method": CVA.method,
-        "threshold": CVA.threshold,
-        "provenance": dict(CVA.provenance),
-        "stage_rules": {k: getattr(CVA.rules, k) for k in CVA.rules.__dataclass_fields__},
-    }
-    assert same_scene_inputs(stored, CVA)
-    assert not same_scene_inputs({**stored, "threshold": CVA.threshold + 0.05}, CVA)
-    assert not same_scene_inputs({**stored, "provenance": {"sha256": "0" * 64}}, CVA)
-    assert not same_scene_inputs({}, CVA)
+    site = _site(sim_sites, "on_track")
+    stored = compute_site_progress(
+        site, provider=LocalArchiveProvider(sim_archive), estimator=CVA, as_of=date(2025, 9, 1)
+    ).inputs
+    assert same_scene_inputs(stored, CVA, site)
+    assert not same_scene_inputs({**stored, "threshold": CVA.threshold + 0.05}, CVA, site)
+    assert not same_scene_inputs({**stored, "provenance": {"sha256": "0" * 64}}, CVA, site)
+    assert not same_scene_inputs({}, CVA, site)
+    # An edited plan: its phases' footprints are what each estimate measured.
+    first = site.plan.phases[0]
+    later = replace(first, end=first.end + timedelta(days=30))
+    moved = replace(site, plan=Plan((later, *site.plan.phases[1:]), site.plan.milestones))
+    assert not same_scene_inputs(stored, CVA, moved)
+
+
+@pytest.mark.integration
+def test_a_backfill_to_an_earlier_day_makes_the_next_incremental_refresh_read_again(engine, sim_archive, sim_sites):
+    from aoi.demo import demo_portfolio
+
+    repo.save_portfolio(engine, demo_portfolio())
+    site = _site(sim_sites, "on_track")
+    provider = LocalArchiveProvider(sim_archive)
+    refresh_sites(engine, [site], provider=provider, estimator=CVA, as_of=date(2026, 7, 20))
+    newest = progress_repo.latest_progress(engine, site.id)
+    # A full backfill of May replaces the site's estimates with May's; July's figures stay newest.
+    refresh_sites(engine, [site], provider=provider, estimator=CVA, as_of=date(2026, 5, 1))
+    assert progress_repo.latest_progress(engine, site.id)[0] == newest[0]
+    later = refresh_sites(engine, [site], provider=provider, estimator=CVA, as_of=date(2026, 7, 21), incremental=True)
+    assert later[0].status == "ok"
+    assert "refigured" not in later[0].counts, "July's estimates are gone: the scenes are read again"
+    summary, _, inputs = progress_repo.latest_progress(engine, site.id)
+    assert inputs["scenes_used"] == newest[2]["scenes_used"]
+    assert summary.last_observation == newest[0].last_observation

@@ -730,3 +730,41 @@ def test_finish_is_dated_by_the_crews_leaving_when_the_readings_trail_it():
         assert stopped[0].stalled
         assert stopped[0].slip_days > 100
     assert better >= 3
+
+
+def test_crews_that_left_months_before_the_finish_left_a_stop_not_a_finish():
+    # Stopped at 94 % on 8 December; the sensors stood idle a week and were taken away. Work
+    # resumed unmonitored in April and finished in May: the finish is the readings', not the stop.
+    stop = PLAN.date_for_percent(94.0)
+    resumed = date(2026, 4, 1)
+    obs = []
+    for k in range(0, 560, 5):
+        d = date(2025, 1, 1) + timedelta(days=k)
+        if d <= stop:
+            pct = PLAN.planned_percent(d)
+        else:
+            pct = min(100.0, 94.0 + 6.0 * max((d - resumed).days, 0) / 45)
+        obs.append(_obs(d, pct))
+    as_of = date(2026, 7, 10)
+    work = [
+        w for w in _work(PLAN_START, as_of, idle_from=stop + timedelta(days=1)) if w.day <= stop + timedelta(days=8)
+    ]
+    assert work_ended(work, as_of, CurveOptions()) == stop + timedelta(days=1)
+    alone = summarize("s", PLAN, obs, as_of=as_of, method="t")[0]
+    with_sensors = summarize("s", PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+    assert alone.slip_days > 100
+    assert with_sensors.slip_days == alone.slip_days
+
+
+def test_finished_site_whose_readings_stay_under_complete_is_not_a_sensor_stall():
+    # Finished on plan; afterwards every reading sits at 94-96.5 %, so the readings never say
+    # "finished", and the crews' sensors read idle from 1 January until as-of.
+    as_of = date(2026, 5, 1)
+    for seed in range(3):
+        obs = _finished_readings(seed, below=(3.5, 6.0), shadow_every=1000, noise=0.3)
+        work = _work(PLAN_START, as_of, idle_from=date(2026, 1, 1), seed=seed)
+        summary = summarize("s", PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+        assert summary.observed_pct < 97.5
+        # Imagery alone may call a site short of complete after its plan's end stalled; the
+        # crews' idle weeks since they left add nothing to that.
+        assert "sensors" not in summary.stall_witnesses
