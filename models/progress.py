@@ -127,6 +127,13 @@ class CurveOptions:
             of the plan's pace is expected under 3 pp in three weeks. Chosen on seeds 101-103
             (0.5 raised a false stall; the minimum over schedules, not their median, for the
             same reason).
+        position_by_schedule: Where the visible plan is flat around the observed level (a pause, or
+            a building not showing yet), place the site by its own schedule fitted to the raw
+            readings (:func:`plan_warps`, the likeliest pace and delay) rather than by the pace its
+            smoothed curve kept until it reached the level, which enters the plateau late and
+            read on-plan sites 15-25 days late there. Lowered slip error on all four development
+            lines (101-103 9.9 to 7.9 d, 301-303 14.6 to 10.2, 501-503 17.1 to 14.1, 601-603 15.8
+            to 12.4).
         idle_whole_stretch: Measure the plan's expectation over the whole idle stretch
             (:func:`idle_since`), not only the last ``idle_days``: a site idle since a day the plan,
             on every schedule the imagery allows, did not pause stopped while work was due. Not
@@ -182,6 +189,7 @@ class CurveOptions:
     idle_planned_pp: float = 1.0
     busy_level: float = 0.5
     idle_whole_stretch: bool = True
+    position_by_schedule: bool = True
 
 
 def isotonic_fit(y: npt.ArrayLike, w: npt.ArrayLike, *, increasing: bool = True) -> FloatArray:
@@ -506,8 +514,10 @@ def summarize(
     stalled = bool(witnesses)
     stall_check = stall_check_of(stalled, seen, disputed=imagery_stalled and not stalled)
     # A stalled site is not moved on past its newest scene.
+    warps = plan_warps(table, filled, as_of, opts) if opts.position_by_schedule else None
+    best = None if warps is None else (float(warps[0][warps[2].argmax()]), float(warps[1][warps[2].argmax()]))
     position = plan_position(
-        table, curve, as_of, opts, project=not stalled, idle_since=idle_since(activity, as_of, opts)
+        table, curve, as_of, opts, project=not stalled, idle_since=idle_since(activity, as_of, opts), schedule=best
     )
     # Each finish date is late in its own way: the curve's after low scatter holds it under the
     # completion level, the readings' after a cloudy month (the curve interpolates across it).
@@ -810,6 +820,7 @@ def plan_position(
     level: float | None = None,
     entered: date | None = None,
     idle_since: date | None = None,
+    schedule: tuple[float, float] | None = None,
 ) -> PlanPosition | None:
     """Date a site's observed progress on its plan, robust where the plan is flat.
 
@@ -827,6 +838,9 @@ def plan_position(
     ``level`` replaces the curve's value as the observed progress to place, and ``entered`` the
     day the curve reached it (the stall test passes both, taken robustly from the raw estimates).
 
+    ``schedule`` (pace, delay: the site's own schedule, :func:`plan_warps`) places the site on a
+    plateau instead of the pace from where the curve entered it.
+
     ``idle_since`` (the site's sensors idle from that day on, :func:`idle_since`) stops the
     moving on where the work stopped; a site that stopped at a level the plan itself holds for a
     while (a planned pause) is on plan until the plan leaves that level.
@@ -837,8 +851,9 @@ def plan_position(
     opts = options or CurveOptions()
     if project and curve.days and on > curve.days[-1]:
         newest = plan_position(
-            table, curve, curve.days[-1], opts, project=False, level=level, entered=entered, idle_since=idle_since
-        )
+            table, curve, curve.days[-1], opts, project=False, level=level, entered=entered, idle_since=idle_since,
+            schedule=schedule,
+        )  # fmt: skip
         if newest is None:
             return None
         moved = min(newest.index + newest.pace * (on - curve.days[-1]).days, float(len(table.visible) - 1))
@@ -865,6 +880,9 @@ def plan_position(
     pace = first / elapsed if elapsed > 0 and first > 0 else 1.0
     pace = float(np.clip(pace, opts.min_pace, opts.max_pace))
     index = float(np.clip(first + pace * (on - entered).days, first, last))
+    if schedule is not None and last > first:
+        pace, delay = schedule
+        index = float(np.clip(pace * ((on - table.origin).days - delay), first, last))
     if idle_since is not None and idle_since < on:
         stopped = float(np.clip(first + pace * max((idle_since - entered).days, 0), first, last))
         index = min(index, max(stopped, _waiting_at(table, level, opts)))

@@ -39,18 +39,18 @@ def test_feeds_scores_and_alert_lifecycle_from_the_cli(cli, engine, tmp_path):
     assert "row 3 (L-x): loan_id: unknown loan" in result.output
     assert "row 3" in cli("loans", "rejected").output
     score_portfolio(engine, as_of=DEMO_AS_OF, progress=demo_progress())
-    rows = json.loads(cli("scores", "--json").output)
+    rows = json.loads(cli("scores", "--json").stdout)
     assert {r["loan_id"]: r["band"] for r in rows}["L-es-sev-solar"] in ("A", "B")
     assert all({"score", "band", "top_drivers"} <= set(r) for r in rows)
     assert "L-de-rgb-hall" in cli("scores").output
-    alerts = json.loads(cli("alerts", "--json").output)
+    alerts = json.loads(cli("alerts", "--json").stdout)
     alert_id = next(a["id"] for a in alerts if a["rule_id"] == "repayment_overdue")
     assert cli("alerts", "ack", str(alert_id), "--note", "called", "--by", "ana").exit_code == 0
     assert risk_repo.get_alert(engine, alert_id).status == "acknowledged"
     assert cli("alerts", "resolve", str(alert_id), "--note", "paid", "--by", "ana").exit_code == 0
-    assert alert_id not in {a["id"] for a in json.loads(cli("alerts", "--json").output)}
-    assert alert_id in {a["id"] for a in json.loads(cli("alerts", "--json", "--all").output)}
-    cases = json.loads(cli("cases", "--json").output)
+    assert alert_id not in {a["id"] for a in json.loads(cli("alerts", "--json").stdout)}
+    assert alert_id in {a["id"] for a in json.loads(cli("alerts", "--json", "--all").stdout)}
+    cases = json.loads(cli("cases", "--json").stdout)
     assert cases
     assert len(cases[0]["tasks"]) == 3
     assert cli("cases", "respond", str(cases[0]["id"]), "--plan", "restructuring", "--note", "n").exit_code == 0

@@ -191,8 +191,9 @@ def test_slip_is_zero_for_a_site_waiting_out_a_planned_pause():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 5: the pace that carries a site through a plateau is taken where the smoothed curve "
-    "enters it, which lags the plan's corner, so an on-plan site reads ~15-25 days late here",
+    reason="issue 5: placed on the plateau by its schedule fitted to the raw readings, four of five "
+    "on-plan sites read within 5 days here, but one reads 12 days late (by the smoothed curve's pace, "
+    "all five read 25)",
 )
 def test_invisible_start_of_a_building_is_not_read_as_slip():
     # Imagery sees nothing of the hall for its first 15 %: an on-plan site reads 20 % until then.
@@ -206,6 +207,23 @@ def test_invisible_start_of_a_building_is_not_read_as_slip():
     ]
     assert all(abs(s.slip_days) <= 10 for s in slips), [s.slip_days for s in slips]
     assert all(s.slip_low_days <= s.slip_days <= s.slip_high_days for s in slips)
+
+
+def test_on_plan_site_on_a_plateau_is_placed_by_its_schedule_not_the_curves_late_entry():
+    # The xfail above, measured: the smoothed curve enters the plateau late, so the pace it kept
+    # to get there reads an on-plan site 25 days late; its schedule fitted to the raw readings does not.
+    def visible_truth(d):
+        return PlanCurves.of(PAUSED).visible[PlanCurves.of(PAUSED).index(d)]
+
+    as_of = date(2025, 5, 25)
+    by_curve = replace(CurveOptions(), position_by_schedule=False)
+    for s in range(5):
+        obs = _series(visible_truth, noise=1.0, days=145, seed=s)
+        placed = summarize("s", PAUSED, obs, as_of=as_of, method="t")[0]
+        entered = summarize("s", PAUSED, obs, as_of=as_of, method="t", options=by_curve)[0]
+        assert abs(placed.slip_days) < abs(entered.slip_days)
+        assert abs(placed.slip_days) <= 15
+        assert placed.slip_low_days <= placed.slip_days <= placed.slip_high_days
 
 
 def test_slip_range_brackets_the_slip_and_widens_on_a_plateau():
