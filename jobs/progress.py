@@ -167,14 +167,9 @@ def compute_site_progress(
         site.id, site.plan, observations, as_of=as_of, method=estimator.method, options=opts, activity=activity
     )
     inputs = {
-        "grid": grid.to_dict(),
+        **estimate_inputs(site, grid, estimator),
         "baseline_scenes": baseline_ids,
         "scenes_used": [o.scene_id for o in observations if o.percent is not None],
-        "method": estimator.method,
-        "threshold": estimator.threshold,
-        "provenance": dict(estimator.provenance),
-        "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
-        "plan_sha256": plan_fingerprint(site),
         **curve_inputs(as_of, opts, activity),
     }
     return SiteProgress(
@@ -192,6 +187,18 @@ def compute_site_progress(
         latest_change,
         estimator.threshold,
     )
+
+
+def estimate_inputs(site: Site, grid: Grid, estimator: SceneEstimator) -> dict[str, Any]:
+    """The inputs every per-scene estimate rests on besides the scenes: grid, plan and estimator."""
+    return {
+        "grid": grid.to_dict(),
+        "plan_sha256": plan_fingerprint(site),
+        "method": estimator.method,
+        "threshold": estimator.threshold,
+        "provenance": dict(estimator.provenance),
+        "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
+    }
 
 
 def curve_inputs(as_of: date, opts: CurveOptions, activity: Sequence[SiteWork]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from jobs.progress import (
     SiteProgress,
     compute_site_progress,
     curve_inputs,
-    plan_fingerprint,
+    estimate_inputs,
     refigure_site_progress,
     site_grid,
 )
@@ -302,15 +302,12 @@ def same_scene_inputs(stored: Mapping[str, Any], estimator: SceneEstimator, site
     every stored estimate stale: the incremental refresh must read the scenes again rather than
     refigure from them.
     """
-    now = {
-        "grid": site_grid(site).to_dict(),
-        "plan_sha256": plan_fingerprint(site),
-        "method": estimator.method,
-        "threshold": estimator.threshold,
-        "provenance": dict(estimator.provenance),
-        "stage_rules": {k: getattr(estimator.rules, k) for k in estimator.rules.__dataclass_fields__},
-    }
-    return progress_repo.inputs_digest(now) == progress_repo.inputs_digest({k: stored.get(k) for k in now})
+    return _stored_as(stored, estimate_inputs(site, site_grid(site), estimator))
+
+
+def _stored_as(stored: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """Whether ``stored`` holds the same values as ``now`` under each of ``now``'s keys."""
+    return progress_repo.inputs_digest(dict(now)) == progress_repo.inputs_digest({k: stored.get(k) for k in now})
 
 
 def covers_stored_figures(observations: Sequence[SceneProgress], stored: Mapping[str, Any]) -> bool:
@@ -466,13 +463,11 @@ def refresh_site(
         return failed(exc)
     stages["sensors"] = time.perf_counter() - t_sensors
     tick()
+    # No scene is new, but the calendar, the sensors or the curve options may be: the figures are
+    # recomputed from the stored estimates (no pixel read), or skipped if those are unchanged too.
+    stored: list[SceneProgress] | None = None
     if incremental and not found.new and found.has_figures and same_scene_inputs(found.stored_inputs, estimator, site):
-        # No scene is new, but the calendar, the sensors or the curve options may be: the figures
-        # are recomputed from the stored estimates (no pixel read) unless those inputs are unchanged.
-        now = curve_inputs(as_of, CurveOptions(), work)
-        if progress_repo.inputs_digest(now) == progress_repo.inputs_digest(
-            {k: found.stored_inputs.get(k) for k in now}
-        ):
+        if _stored_as(found.stored_inputs, curve_inputs(as_of, CurveOptions(), work)):
             logger.info("skipped: %s", NO_NEW_SCENES, extra={"site_id": site.id, "job_id": job_id})
             return RefreshOutcome(
                 site.id,
@@ -484,42 +479,44 @@ def refresh_site(
                 job_id=job_id,
                 counts=counts,
             )
-        t_fig = time.perf_counter()
         try:
-            observations = progress_repo.list_observations(engine, site.id, method=estimator.method)
+            stored = progress_repo.list_observations(engine, site.id, method=estimator.method)
         except SQLAlchemyError as exc:
             return failed(exc)
-        if covers_stored_figures(observations, found.stored_inputs):
-            try:
-                summary, points, inputs = refigure_site_progress(
-                    site, observations, found.stored_inputs, as_of=as_of, activity=work
-                )
-            except (ModelError, ValueError) as exc:
-                return failed(exc)
-            stages["model"] = time.perf_counter() - t_fig
-            t_save = time.perf_counter()
-            try:
-                digest = progress_repo.save_progress(
-                    engine, summary=summary, points=points, observations=(), records=(), inputs=inputs,
-                    replace_observations=False,
-                )  # fmt: skip
-            except (ValueError, OSError, SQLAlchemyError) as exc:
-                return failed(exc)
-            stages["save"] = time.perf_counter() - t_save
-            counts.update(scenes_used=summary.scenes_used, inputs_sha256=digest, refigured=True)
-            logger.info("refigured without new scenes", extra={"site_id": site.id, "job_id": job_id})
-            return RefreshOutcome(
-                site.id,
-                "ok",
-                scenes_found=found.found,
-                scenes_used=summary.scenes_used,
-                seconds=time.perf_counter() - t0,
-                stage_seconds=stages,
-                job_id=job_id,
-                counts=counts,
+        if not covers_stored_figures(stored, found.stored_inputs):
+            # A backfill to an earlier day replaced the estimates the newest figures rest on.
+            logger.info("stored estimates incomplete: scenes read again", extra={"site_id": site.id, "job_id": job_id})
+            stored = None
+    if stored is not None:
+        t_fig = time.perf_counter()
+        try:
+            summary, points, inputs = refigure_site_progress(
+                site, stored, found.stored_inputs, as_of=as_of, activity=work
             )
-        # A backfill to an earlier day replaced the estimates the newest figures rest on: read again.
-        logger.info("stored estimates incomplete: scenes read again", extra={"site_id": site.id, "job_id": job_id})
+        except (ModelError, ValueError) as exc:
+            return failed(exc)
+        stages["model"] = time.perf_counter() - t_fig
+        t_save = time.perf_counter()
+        try:
+            digest = progress_repo.save_progress(
+                engine, summary=summary, points=points, observations=(), records=(), inputs=inputs,
+                replace_observations=False,
+            )  # fmt: skip
+        except (ValueError, OSError, SQLAlchemyError) as exc:
+            return failed(exc)
+        stages["save"] = time.perf_counter() - t_save
+        counts.update(scenes_used=summary.scenes_used, inputs_sha256=digest, refigured=True)
+        logger.info("refigured without new scenes", extra={"site_id": site.id, "job_id": job_id})
+        return RefreshOutcome(
+            site.id,
+            "ok",
+            scenes_found=found.found,
+            scenes_used=summary.scenes_used,
+            seconds=time.perf_counter() - t0,
+            stage_seconds=stages,
+            job_id=job_id,
+            counts=counts,
+        )
 
     # Stages 2-3: fetch (provider reads, timed by the wrapper), masks, change and progress.
     # Rejected scenes are not read again; read failures are counted, and reject a scene at the limit.

@@ -513,9 +513,11 @@ def summarize(
     witnesses = stall_witnesses(imagery_stalled, seen, idle, opts)
     stalled = bool(witnesses)
     stall_check = stall_check_of(stalled, seen, disputed=imagery_stalled and not stalled)
+    best: tuple[float, float] | None = None  # the likeliest schedule (pace, delay), for plateaus
+    if opts.position_by_schedule and (warps := plan_warps(table, filled, as_of, opts)) is not None:
+        k = int(warps[2].argmax())
+        best = (float(warps[0][k]), float(warps[1][k]))
     # A stalled site is not moved on past its newest scene.
-    warps = plan_warps(table, filled, as_of, opts) if opts.position_by_schedule else None
-    best = None if warps is None else (float(warps[0][warps[2].argmax()]), float(warps[1][warps[2].argmax()]))
     position = plan_position(
         table, curve, as_of, opts, project=not stalled, idle_since=idle_since(activity, as_of, opts), schedule=best
     )
