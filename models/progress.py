@@ -882,11 +882,17 @@ def plan_position(
     pace = first / elapsed if elapsed > 0 and first > 0 else 1.0
     pace = float(np.clip(pace, opts.min_pace, opts.max_pace))
     index = float(np.clip(first + pace * (on - entered).days, first, last))
+    on_schedule = False
     if schedule is not None and last > first:
-        pace, delay = schedule
+        on_schedule, (pace, delay) = True, schedule
         index = float(np.clip(pace * ((on - table.origin).days - delay), first, last))
     if idle_since is not None and idle_since < on:
-        stopped = float(np.clip(first + pace * max((idle_since - entered).days, 0), first, last))
+        # Where the work stopped, on the same clock that placed the site: its own schedule when
+        # given, else the pace from the day the curve entered the level.
+        if on_schedule:
+            stopped = float(np.clip(pace * ((idle_since - table.origin).days - delay), first, last))
+        else:
+            stopped = float(np.clip(first + pace * max((idle_since - entered).days, 0), first, last))
         index = min(index, max(stopped, _waiting_at(table, level, opts)))
     lo, _ = _level_set(table.visible, max(level - half, 0.0), opts.level_tol_pp)
     hi_first, hi = _level_set(table.visible, min(level + half, 100.0), opts.level_tol_pp)

@@ -226,6 +226,26 @@ def test_on_plan_site_on_a_plateau_is_placed_by_its_schedule_not_the_curves_late
         assert placed.slip_low_days <= placed.slip_days <= placed.slip_high_days
 
 
+def test_site_stopped_on_a_plateau_reads_late_by_its_idle_days_on_its_schedule():
+    # On plan until 25 May, in the hall's invisible set-up (the visible plan is flat from 28 February
+    # until its slabs show), then idle. It is 26 days late on 20 June. The stop is placed on the
+    # site's schedule fitted to the earthworks (pace 0.9 here), not at that pace from the day the
+    # smoothed curve entered 20 %, which read it 46-48 days late.
+    table = PlanCurves.of(PAUSED)
+    stop, as_of = date(2025, 5, 25), date(2025, 6, 20)
+
+    def visible_truth(d):
+        return table.visible[table.index(min(d, stop))]
+
+    for s in range(5):
+        obs = _series(visible_truth, noise=1.0, days=(as_of - date(2025, 1, 1)).days, seed=s)
+        work = _work(date(2025, 1, 1), as_of, idle_from=stop, seed=s)
+        summary = summarize("s", PAUSED, obs, as_of=as_of, method="t", activity=work)[0]
+        assert summary.stalled
+        assert abs(summary.slip_days - (as_of - stop).days) <= 13, summary.slip_days
+        assert summary.slip_low_days <= summary.slip_days <= summary.slip_high_days
+
+
 def test_slip_range_brackets_the_slip_and_widens_on_a_plateau():
     on_slope, _ = summarize("s", PLAN, _series(PLAN.planned_percent, noise=1.0), as_of=date(2025, 7, 1), method="t")
     assert on_slope.slip_low_days <= on_slope.slip_days <= on_slope.slip_high_days
@@ -785,4 +805,23 @@ def test_finished_site_whose_readings_stay_under_complete_is_not_a_sensor_stall(
         assert summary.observed_pct < 97.5
         # Imagery alone may call a site short of complete after its plan's end stalled; the
         # crews' idle weeks since they left add nothing to that.
+        assert "sensors" not in summary.stall_witnesses
+
+
+def test_site_within_noise_of_complete_whose_crews_left_before_the_plan_ended_is_not_a_sensor_stall():
+    # On plan until its readings reach 95 % (mid-December), then 93.5-95 %: finished as far as a
+    # reading's noise can tell. The crews left on 1 December, before the plan's end. Measured from
+    # the day they left, the plan would still owe its last 8 pp; within ``noise_pp`` of complete the
+    # sensor witness looks only at its recent window, when the plan expects nothing more.
+    as_of = date(2026, 1, 20)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        obs = []
+        for k in range(0, (as_of - date(2025, 1, 1)).days + 1, 5):
+            d = date(2025, 1, 1) + timedelta(days=k)
+            pct = min(PLAN.planned_percent(d), 95.0 - rng.uniform(0.0, 1.5))
+            obs.append(_obs(d, float(np.clip(pct + rng.normal(0, 0.3), 0, 100))))
+        work = _work(PLAN_START, as_of, idle_from=date(2025, 12, 1), seed=seed)
+        summary = summarize("s", PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+        assert summary.observed_pct > CurveOptions().complete_pct - CurveOptions().noise_pp
         assert "sensors" not in summary.stall_witnesses
