@@ -513,14 +513,16 @@ def summarize(
     witnesses = stall_witnesses(imagery_stalled, seen, idle, opts)
     stalled = bool(witnesses)
     stall_check = stall_check_of(stalled, seen, disputed=imagery_stalled and not stalled)
+    stopped = idle_since(activity, as_of, opts)
+    if stopped is not None and observed - (curve.value(stopped) or 0.0) > opts.noise_pp:
+        stopped = None  # imagery saw the site go on after its sensors went quiet: a feed, not a stop
     best: tuple[float, float] | None = None  # the likeliest schedule (pace, delay), for plateaus
-    if opts.position_by_schedule and (warps := plan_warps(table, filled, as_of, opts)) is not None:
+    # Fitted to the readings until the work stopped: those after it show the stop, not the pace.
+    if opts.position_by_schedule and (warps := plan_warps(table, filled, stopped or as_of, opts)) is not None:
         k = int(warps[2].argmax())
         best = (float(warps[0][k]), float(warps[1][k]))
     # A stalled site is not moved on past its newest scene.
-    position = plan_position(
-        table, curve, as_of, opts, project=not stalled, idle_since=idle_since(activity, as_of, opts), schedule=best
-    )
+    position = plan_position(table, curve, as_of, opts, project=not stalled, idle_since=stopped, schedule=best)
     # Each finish date is late in its own way: the curve's after low scatter holds it under the
     # completion level, the readings' after a cloudy month (the curve interpolates across it).
     finish_dates = [d for d in (finish_day(filled, as_of, opts), _finished_on(curve, opts.complete_pct)) if d]
@@ -1511,8 +1513,11 @@ def _stall_test(
     table: PlanCurves, curve: FittedCurve, observations: Sequence[SceneProgress], as_of: date, opts: CurveOptions
 ) -> bool:
     evidence = stall_evidence(table, curve, observations, as_of, opts)
+    # The anchored test looks at the window the evidence came from: the widened one after a
+    # cloudy month (on the plain window it would find the same too few scenes and veto the flag).
+    window = replace(opts, stall_days=2 * opts.stall_days) if evidence.widened else opts
     if (opts.stall_anchor_every_window or evidence.widened) and not anchored_stall(
-        table, curve, as_of, opts, observations
+        table, curve, as_of, window, observations
     ):
         return False
     return evidence.log_ratio is not None and evidence.log_ratio > opts.stall_log_ratio

@@ -229,21 +229,25 @@ def test_on_plan_site_on_a_plateau_is_placed_by_its_schedule_not_the_curves_late
 def test_site_stopped_on_a_plateau_reads_late_by_its_idle_days_on_its_schedule():
     # On plan until 25 May, in the hall's invisible set-up (the visible plan is flat from 28 February
     # until its slabs show), then idle. It is 26 days late on 20 June. The stop is placed on the
-    # site's schedule fitted to the earthworks (pace 0.9 here), not at that pace from the day the
-    # smoothed curve entered 20 %, which read it 46-48 days late.
+    # site's schedule fitted to the earthworks, not at that pace from the day the smoothed curve
+    # entered 20 %, which read it 46-48 days late.
     table = PlanCurves.of(PAUSED)
     stop, as_of = date(2025, 5, 25), date(2025, 6, 20)
 
     def visible_truth(d):
         return table.visible[table.index(min(d, stop))]
 
+    errors = []
     for s in range(5):
         obs = _series(visible_truth, noise=1.0, days=(as_of - date(2025, 1, 1)).days, seed=s)
         work = _work(date(2025, 1, 1), as_of, idle_from=stop, seed=s)
         summary = summarize("s", PAUSED, obs, as_of=as_of, method="t", activity=work)[0]
         assert summary.stalled
-        assert abs(summary.slip_days - (as_of - stop).days) <= 13, summary.slip_days
         assert summary.slip_low_days <= summary.slip_days <= summary.slip_high_days
+        errors.append(abs(summary.slip_days - (as_of - stop).days))
+    # Fitted only to the readings before the stop: the flat ones after it slowed the schedule.
+    assert max(errors) <= 13, errors
+    assert np.mean(errors) <= 6, errors
 
 
 def test_slip_range_brackets_the_slip_and_widens_on_a_plateau():
@@ -415,6 +419,23 @@ def test_late_site_at_half_pace_through_the_earthworks_plateau_is_not_stalled():
     assert sum(calls) == 0
 
 
+def test_stop_seen_only_on_the_widened_window_after_a_cloudy_month_stays_flagged():
+    # Stopped on 1 June; the last 28 days before 1 September had no usable scene, so the stall
+    # window widens to 56 days, and the anchored test must look at that window too (on the plain
+    # one it found no scenes and vetoed the flag: "not_stalled", and 26 days of slip lost).
+    stop, as_of = date(2025, 6, 1), date(2025, 9, 1)
+    for seed in range(3):
+        obs = [
+            o
+            for o in _series(lambda d: PLAN.planned_percent(min(d, stop)), noise=0.3, seed=seed)
+            if not as_of - timedelta(days=28) < o.acquired_at_utc.date() <= as_of
+        ]
+        summary = summarize("s", PLAN, obs, as_of=as_of, method="t")[0]
+        assert summary.stalled, summary.stall_check
+        assert summary.stall_witnesses == ("imagery",)
+        assert abs(summary.slip_days - slip_days(PLAN, PLAN.planned_percent(stop), as_of)) <= 10
+
+
 def test_stall_after_the_plateau_is_flagged_within_a_month():
     # Stopped on 1 August, when the plan expects slabs and roofs to keep appearing.
     stop = date(2025, 8, 1)
@@ -570,6 +591,19 @@ def _work(first: date, last: date, *, idle_from: date | None = None, idle: float
         out.append(SiteWork(day, level))
         day += timedelta(days=1)
     return out
+
+
+def test_idle_feed_on_a_site_imagery_sees_at_work_does_not_hold_back_its_position():
+    # The sensors read idle from 1 August (a dead feed), but the scenes show the site going on at
+    # plan pace: no stop, and the slip is what the imagery alone gives.
+    for seed in range(3):
+        obs = _visible_series(1.0, seed=seed)
+        for as_of in (date(2025, 8, 28), date(2025, 9, 28), date(2025, 10, 28)):
+            work = _work(PLAN_START, as_of, idle_from=date(2025, 8, 1), seed=seed)
+            alone = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")[0]
+            fed = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+            assert not fed.stalled
+            assert fed.slip_days == alone.slip_days
 
 
 def test_stop_where_imagery_sees_nothing_is_flagged_by_idle_sensors():
