@@ -7,7 +7,8 @@ against the simulator's truth. The last line printed is JSON:
     progress_mae_pp            median over sites of the mean |fitted - true| percent complete
     slip_mae_days              mean |estimated - true| schedule slip at as-of (true slip by
                                models.progress.slip_days: the plan day closest to as-of among
-                               those the plan stood at the true percent)
+                               those the plan stood at the true percent; a finished site: the day
+                               it reached the completion threshold against the day its plan did)
     slip_mae_days_earliest     the same against the earlier truth (the *earliest* such plan day),
                                which gives an on-plan site sitting in a planned pause a growing slip
     stall_recall               stalled sites flagged within 30 days of stalling
@@ -91,7 +92,7 @@ def true_slip(site, curve, *, earliest: bool = False) -> int:
     if earliest and finished is None and pct > 0:
         expected_on = site.plan.date_for_percent(min(pct, 100.0))
         return 0 if expected_on is None else (AS_OF - expected_on).days
-    return slip_days(site.plan, pct, AS_OF, finished)
+    return slip_days(site.plan, pct, AS_OF, finished, complete_pct=COMPLETE)
 
 
 def stall_due(site, curve) -> date | None:

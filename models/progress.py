@@ -531,7 +531,10 @@ def summarize(
         finished_on = sensor_finish(plan, curve, activity, finished_on, as_of, opts) or finished_on
     if position is None:  # unreachable: the curve has a value on as_of
         raise RuntimeError("no plan position for an observed curve")
-    slip, slip_low, slip_high = _slip_from_position(plan, table, position, as_of, finished_on)
+    scene_days = sorted({o.acquired_at_utc.date() for o in filled if o.percent is not None})
+    slip, slip_low, slip_high = _slip_from_position(
+        plan, table, position, as_of, finished_on, opts.complete_pct, scene_days
+    )
     early, mid, late = (None, None, None) if stalled else _forecast(curve, as_of, observed, opts)
     summary = ProgressSummary(
         site_id=site_id,
@@ -680,7 +683,9 @@ def plan_days_for_percent(plan: Plan, percent: float) -> tuple[date, date] | Non
     return PlanCurves.of(plan).days_for_percent(percent)
 
 
-def slip_days(plan: Plan, observed: float, as_of: date, finished_on: date | None = None) -> int:
+def slip_days(
+    plan: Plan, observed: float, as_of: date, finished_on: date | None = None, *, complete_pct: float = 100.0
+) -> int:
     """Earned schedule: days between today and the plan day that expected today's progress.
 
     The plan day is the one closest to today among the days on which the plan stood at the
@@ -688,20 +693,23 @@ def slip_days(plan: Plan, observed: float, as_of: date, finished_on: date | None
     schedule has no slip, and one that is still there after the pause has ended is late by the
     days since the plan expected more. Negative when ahead.
 
-    Once a site is complete, "today" becomes the day it was first seen complete, so a finished
-    site keeps the slip it finished with instead of growing a day every day.
+    Once a site is complete, "today" becomes the day it reached ``complete_pct``, compared with the
+    day the plan did, so a finished site keeps the slip it finished with instead of growing a day
+    every day, and one that followed its plan to the end has none.
 
     Args:
         plan: The site's plan.
         observed: Percent complete, 0-100.
         as_of: Today.
-        finished_on: The day the site was first seen complete, if it is.
+        finished_on: The day the site reached ``complete_pct``, if it has.
+        complete_pct: The percent that counts as complete (the plan's day for it is the planned
+            finish).
 
     Returns:
         Slip in days, positive when behind plan.
     """
     if finished_on is not None:
-        planned_end = plan.date_for_percent(100.0) or plan.end
+        planned_end = plan.date_for_percent(complete_pct) or plan.end
         return (finished_on - planned_end).days
     if observed <= 0.0:
         return max(0, (as_of - plan.start).days)
@@ -940,12 +948,26 @@ def idle_since(activity: Sequence[SiteWork], as_of: date, opts: CurveOptions) ->
 
 
 def _slip_from_position(
-    plan: Plan, table: PlanCurves, pos: PlanPosition, as_of: date, finished_on: date | None
+    plan: Plan,
+    table: PlanCurves,
+    pos: PlanPosition,
+    as_of: date,
+    finished_on: date | None,
+    complete_pct: float,
+    scene_days: Sequence[date] = (),
 ) -> tuple[int, int, int]:
-    """(slip, low, high) in days from a plan position, by :func:`slip_days` on the implied percent."""
+    """(slip, low, high) in days from a plan position, by :func:`slip_days` on the implied percent.
+
+    A finished site's range spans the scene days around its finish date (``scene_days``: days with
+    a reading): the finish is known no better than the looks that bracket it.
+    """
     if finished_on is not None:
-        s = slip_days(plan, 100.0, as_of, finished_on)
-        return s, s, s
+        s = slip_days(plan, 100.0, as_of, finished_on, complete_pct=complete_pct)
+        before = max((d for d in scene_days if d < finished_on), default=finished_on)
+        after = min((d for d in scene_days if d > finished_on), default=finished_on)
+        low = slip_days(plan, 100.0, as_of, before, complete_pct=complete_pct)
+        high = slip_days(plan, 100.0, as_of, after, complete_pct=complete_pct)
+        return s, min(s, low), max(s, high)
 
     def at(index: float) -> int:
         return slip_days(plan, float(table.planned[round(index)]), as_of)
