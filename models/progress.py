@@ -712,7 +712,8 @@ def slip_days(
         planned_end = plan.date_for_percent(complete_pct) or plan.end
         return (finished_on - planned_end).days
     if observed <= 0.0:
-        return max(0, (as_of - plan.start).days)
+        # The plan stood at 0 % until the end of the day before its start.
+        return max(0, (as_of - plan.start).days + 1)
     days = plan_days_for_percent(plan, min(observed, 100.0))
     if days is None:
         return 0

@@ -187,6 +187,9 @@ def test_slip_is_zero_for_a_site_waiting_out_a_planned_pause():
     # Still at 20 % on 10 June: late by the days since the plan expected more (1 May), not since 28 Feb.
     assert slip_days(PAUSED, 20.0, date(2025, 6, 10)) == (date(2025, 6, 10) - date(2025, 4, 30)).days
     assert plan_days_for_percent(PAUSED, 20.0) == (date(2025, 2, 28), date(2025, 4, 30))
+    # Nothing done on 21 January: 0 % was planned until 31 December, 21 days before.
+    assert slip_days(PAUSED, 0.0, date(2025, 1, 21)) == 21
+    assert slip_days(PAUSED, 0.0, date(2024, 12, 31)) == 0
 
 
 @pytest.mark.xfail(
