@@ -528,7 +528,8 @@ def summarize(
     finish_dates = [d for d in (finish_day(filled, as_of, opts), _finished_on(curve, opts.complete_pct)) if d]
     finished_on = min(finish_dates) if finish_dates else None
     if finished_on is not None:
-        finished_on = sensor_finish(plan, curve, activity, finished_on, as_of, opts) or finished_on
+        pace = best[0] if best is not None else 1.0
+        finished_on = sensor_finish(plan, curve, activity, finished_on, as_of, opts, pace) or finished_on
     if position is None:  # unreachable: the curve has a value on as_of
         raise RuntimeError("no plan position for an observed curve")
     scene_days = sorted({o.acquired_at_utc.date() for o in filled if o.percent is not None})
@@ -631,6 +632,7 @@ def sensor_finish(
     imagery_finish: date,
     as_of: date,
     opts: CurveOptions,
+    pace: float = 1.0,
 ) -> date | None:
     """The day a site that reads finished reached ``complete_pct``, dated by its sensors; None if they cannot.
 
@@ -638,11 +640,21 @@ def sensor_finish(
     readings say "finished" only weeks after the work did. The crews leave when the work is done
     (:func:`work_ended`); if the curve was then within its band and one reading's noise
     (``noise_pp``) of complete, the site reached ``complete_pct`` the time the plan gives its last
-    ``100 - complete_pct`` points earlier. A site that stopped short reads further below, and one
-    whose curve climbed by more than that noise after the crews left resumed work unmonitored.
+    ``100 - complete_pct`` points earlier, at the site's ``pace`` (plan days per day: its schedule,
+    :func:`plan_warps`). A site that stopped short reads further below, and one whose curve climbed
+    by more than that noise after the crews left resumed work unmonitored.
     """
     ended = work_ended(activity, as_of, opts)
-    if ended is None or ended > imagery_finish:
+    if ended is None:
+        return None
+    reached, end = plan.date_for_percent(opts.complete_pct), plan.date_for_percent(100.0)
+    # The plan's last points at the site's own pace (plan days per day).
+    last_points = (
+        round((end - reached).days / max(pace, opts.min_pace)) if reached is not None and end is not None else 0
+    )
+    # Only ever earlier than the imagery's date: crews can leave after the site reached
+    # ``complete_pct`` (they finish the last points), so it is the day they imply that counts.
+    if ended - timedelta(days=last_points) > imagery_finish:
         return None
     level, then = curve.value(ended), curve.value(imagery_finish)
     # Within a reading's noise of complete: the curve trails a finish by a few points (above).
@@ -652,8 +664,6 @@ def sensor_finish(
     # resumed unmonitored, so they left a stop, not a finished site.
     if then is None or then - level > opts.noise_pp:
         return None
-    reached, end = plan.date_for_percent(opts.complete_pct), plan.date_for_percent(100.0)
-    last_points = (end - reached).days if reached is not None and end is not None else 0
     return ended - timedelta(days=last_points)
 
 

@@ -814,6 +814,32 @@ def test_finish_is_dated_by_the_crews_leaving_when_the_readings_trail_it():
     assert better >= 3
 
 
+def test_finish_is_dated_by_crews_who_left_after_the_readings_said_finished_on_a_long_tail():
+    # The yard's 5 % runs two months past the main works, so the plan's last 2.5 points take
+    # 61 days. On plan: 97.5 % on 31 October, 100 % on 31 December, crews gone on 1 January. The
+    # readings trail the tail by 1-3 pp and say "finished" weeks late, still before the crews
+    # left; the crews' leaving, less the tail at the site's pace, dates it.
+    tail_plan = Plan(
+        (
+            Phase("main", 0.95, PLAN_START, date(2025, 10, 31), FP),
+            Phase("yard", 0.05, date(2025, 9, 1), YEAR_END, FP),
+        )
+    )
+    as_of = date(2026, 3, 1)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        obs = []
+        for k in range(0, 420, 5):
+            d = PLAN_START + timedelta(days=k)
+            pct = tail_plan.planned_percent(d)
+            pct -= rng.uniform(1.0, 3.0) if pct >= 97.5 else 0.0  # the yard's last points read low
+            obs.append(_obs(d, float(np.clip(pct + rng.normal(0, 0.3), 0, 100))))
+        work = _work(PLAN_START, as_of, idle_from=date(2026, 1, 1), seed=seed)
+        summary = summarize("s", tail_plan, obs, as_of=as_of, method="t", activity=work)[0]
+        assert not summary.stalled
+        assert abs(summary.slip_days) <= 5, summary.slip_days
+
+
 def test_crews_that_left_months_before_the_finish_left_a_stop_not_a_finish():
     # Stopped at 94 % on 8 December; the sensors stood idle a week and were taken away. Work
     # resumed unmonitored in April and finished in May: the finish is the readings', not the stop.
