@@ -903,14 +903,14 @@ def plan_position(
     pace = first / elapsed if elapsed > 0 and first > 0 else 1.0
     pace = float(np.clip(pace, opts.min_pace, opts.max_pace))
     index = float(np.clip(first + pace * (on - entered).days, first, last))
-    on_schedule = False
+    delay: float | None = None  # set when the site's own schedule places it
     if schedule is not None and last > first:
-        on_schedule, (pace, delay) = True, schedule
+        pace, delay = schedule
         index = float(np.clip(pace * ((on - table.origin).days - delay), first, last))
     if idle_since is not None and idle_since < on:
         # Where the work stopped, on the same clock that placed the site: its own schedule when
         # given, else the pace from the day the curve entered the level.
-        if on_schedule:
+        if delay is not None:
             stopped = float(np.clip(pace * ((idle_since - table.origin).days - delay), first, last))
         else:
             stopped = float(np.clip(first + pace * max((idle_since - entered).days, 0), first, last))
@@ -973,11 +973,11 @@ def _slip_from_position(
     a reading): the finish is known no better than the looks that bracket it.
     """
     if finished_on is not None:
-        s = slip_days(plan, 100.0, as_of, finished_on, complete_pct=complete_pct)
         before = max((d for d in scene_days if d < finished_on), default=finished_on)
         after = min((d for d in scene_days if d > finished_on), default=finished_on)
-        low = slip_days(plan, 100.0, as_of, before, complete_pct=complete_pct)
-        high = slip_days(plan, 100.0, as_of, after, complete_pct=complete_pct)
+        s, low, high = (
+            slip_days(plan, 100.0, as_of, d, complete_pct=complete_pct) for d in (finished_on, before, after)
+        )
         return s, min(s, low), max(s, high)
 
     def at(index: float) -> int:
