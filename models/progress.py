@@ -1289,7 +1289,12 @@ def _reading_noise(observations: Sequence[SceneProgress], opts: CurveOptions) ->
 
 
 def plan_warps(
-    table: PlanCurves, observations: Sequence[SceneProgress], until: date, opts: CurveOptions
+    table: PlanCurves,
+    observations: Sequence[SceneProgress],
+    until: date,
+    opts: CurveOptions,
+    *,
+    flat_since: date | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray] | None:
     """The site's own schedules that fit its raw estimates up to ``until``: (pace, delay, log-likelihood).
 
@@ -1302,6 +1307,11 @@ def plan_warps(
     the likelihood region, which is wide where the readings sit on a plateau of the visible plan
     and narrow where they climb.
 
+    With ``flat_since`` (a day from which the site is known to have done no work: its sensors
+    went idle), the readings after it are readings of the level it stood at on that day, and
+    ages count from that day: what the site did before it stopped fixes its schedule, and an idle
+    stretch neither fades that evidence nor drags the schedule along a plateau.
+
     Returns:
         Three arrays of the same length, or None without estimates.
     """
@@ -1309,6 +1319,10 @@ def plan_warps(
     if not known:
         return None
     t = np.array([(o.acquired_at_utc.date() - table.origin).days for o in known], dtype=np.float64)
+    now = (until - table.origin).days
+    if flat_since is not None and flat_since < until:
+        now = (flat_since - table.origin).days
+        t = np.minimum(t, now)
     y = np.array([float(o.percent or 0.0) for o in known], dtype=np.float64)
     noise, p_out = _reading_noise(known, opts)
     paces = np.arange(opts.min_pace, opts.max_pace + 1e-9, opts.warp_pace_step)
@@ -1322,7 +1336,7 @@ def plan_warps(
     good += q * np.exp(-0.5 * (z - table.phantom_pp / noise) ** 2) / (noise * math.sqrt(2.0 * math.pi))
     # Older readings count less (half-life ``warp_memory_days``): the schedule is the site's
     # current one, and a site that read ahead during its earthworks is not fast for ever.
-    age = (until - table.origin).days - t
+    age = now - t
     memory = 0.5 ** (np.maximum(age, 0.0) / opts.warp_memory_days)
     loglik = (memory[None, :] * np.log(good + p_out / _OUTLIER_SPAN_PP)).sum(axis=1)
     keep = loglik >= loglik.max() - opts.warp_region_nats
@@ -1443,8 +1457,8 @@ def idle_evidence(
     stopped there looks like one on plan until the plan expects something visible. Its machines,
     crews, deliveries and pours (:class:`SiteWork`) stop at once. The plan's expectation is the
     *nominal* one (all work, visible or not) over the window, on the site's own schedule fitted
-    to the imagery (:func:`plan_warps`), taking of the schedules the readings allow the one that
-    expects the least; a site in a planned pause, or one that reads finished, is not expected to
+    to the imagery (:func:`plan_warps`; where the sensors say when work stopped, as the readings
+    stood then), taking of the schedules the readings allow the one that expects the least; a site in a planned pause, or one that reads finished, is not expected to
     work. Only days with reports count; silence is a gap (a removed or broken feed), not a stop.
     """
     opts = options or CurveOptions()
@@ -1461,13 +1475,10 @@ def idle_evidence(
     if finish_day(known, start, opts) is not None:
         return IdleEvidence("not_expected", reported, idle, median_level=median)
     level0 = curve.until(start).value(start)
-    warps = plan_warps(table, observations, start, opts)
-    if level0 is None or warps is None:
+    if level0 is None:
         return IdleEvidence("insufficient", reported, idle, median_level=median)
     if level0 >= opts.complete_pct:
         return IdleEvidence("not_expected", reported, idle, median_level=median)
-    pace, delay, _ = warps
-    grid = np.arange(len(table.planned), dtype=np.float64)
     # The expectation runs from the day work stopped when the stretch is longer than the window:
     # on a schedule where the site merely entered a planned pause, the plan expects nothing since
     # then; on one where it stopped mid-phase, it expects the rest of that phase.
@@ -1476,6 +1487,16 @@ def idle_evidence(
     # trail would owe the plan's whole tail since its crews left.
     if level0 >= opts.complete_pct - opts.noise_pp:
         stopped = None
+    # The schedule is the one the site kept until it stopped, the readings since then being of
+    # the level it stopped at; without a stop on record, the one it kept until the window.
+    if stopped is not None:
+        warps = plan_warps(table, observations, as_of, opts, flat_since=stopped)
+    else:
+        warps = plan_warps(table, observations, start, opts)
+    if warps is None:
+        return IdleEvidence("insufficient", reported, idle, median_level=median)
+    pace, delay, _ = warps
+    grid = np.arange(len(table.planned), dtype=np.float64)
     since = min(start, stopped) if stopped is not None else start
     # Both ends on the schedule first, then clipped: a window that starts before the schedule
     # does expects only the work after its start.

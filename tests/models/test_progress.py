@@ -788,6 +788,62 @@ def test_stop_short_of_a_planned_pause_is_flagged_while_the_site_idles_through_i
         assert summary.stall_witnesses == ("sensors",)
 
 
+#: PAD_PLAN with a four-month pause: earthworks to 31 March, building A from 1 August.
+LONG_PAUSE_PLAN = Plan(
+    (
+        Phase("earthworks", 0.15, date(2025, 1, 1), date(2025, 3, 31), PAD),
+        Phase("building A", 0.85, date(2025, 8, 1), date(2026, 3, 31), box(0.0005, 0.0005, 0.0015, 0.0015)),
+    )
+)
+
+
+def _long_pause_series(speed: float, *, stop: date | None = None, seed: int = 0) -> list[SceneProgress]:
+    """Readings (1 pp noise) of a site that follows LONG_PAUSE_PLAN's visible curve at ``speed``."""
+    table = PlanCurves.of(LONG_PAUSE_PLAN)
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(-60, 400, 5):
+        d = date(2025, 1, 1) + timedelta(days=k)
+        on = min(d, stop) if stop is not None else d
+        plan_day = date(2025, 1, 1) + timedelta(days=int(max((on - date(2025, 1, 1)).days, -1) * speed))
+        pct = float(table.visible[min(table.index(plan_day), len(table.visible) - 1)]) if k >= 0 else 0.0
+        out.append(_obs(d, float(np.clip(pct + rng.normal(0, 1.0), 0, 100))))
+    return out
+
+
+def test_site_that_never_came_back_after_a_long_pause_is_flagged_within_a_month_of_its_resumption():
+    # Earthworks done on plan, crews gone on 1 April, never back; the plan resumes on 1 August.
+    # The schedule is the one the site kept until it stopped: fitted on the readings as they
+    # stood then, the four idle months neither fade the earthworks' climb (which pins the pace)
+    # nor let the flat readings since drag the schedule slower. Before, it took 40-50 days.
+    stop, as_of = date(2025, 3, 31), date(2025, 8, 28)
+    for seed in range(5):
+        obs = [o for o in _long_pause_series(1.0, stop=stop, seed=seed) if o.acquired_at_utc.date() <= as_of]
+        work = _work(PLAN_START, as_of, idle_from=stop + timedelta(days=1), seed=seed)
+        summary = summarize("s", LONG_PAUSE_PLAN, obs, as_of=as_of, method="t", activity=work)[0]
+        assert summary.stalled, seed
+        assert summary.stall_witnesses == ("sensors",)
+
+
+@pytest.mark.parametrize("speed", [0.6, 0.8])
+def test_late_site_idle_through_its_longer_pause_is_not_a_sensor_stall(speed: float) -> None:
+    # The same plan at 0.6 or 0.8 of its pace, crews idle from the earthworks' end until the
+    # building starts on the site's own (later) schedule: its pause is long, not a stop.
+    ended = date(2025, 1, 1) + timedelta(days=int(90 / speed))
+    resumed = date(2025, 1, 1) + timedelta(days=int(212 / speed))
+    for seed in range(3):
+        obs = _long_pause_series(speed, seed=seed)
+        day = ended + timedelta(days=21)
+        while day <= resumed + timedelta(days=30):
+            work = [
+                w if w.day >= resumed else SiteWork(w.day, 0.05) if w.day > ended else w
+                for w in _work(PLAN_START, day, seed=seed)
+            ]
+            known = [o for o in obs if o.acquired_at_utc.date() <= day]
+            assert not summarize("s", LONG_PAUSE_PLAN, known, as_of=day, method="t", activity=work)[0].stalled, day
+            day += timedelta(days=10)
+
+
 def test_finish_is_dated_by_the_crews_leaving_when_the_readings_trail_it():
     # Finished on plan (reached 97.5 % on 22 December); afterwards clear readings sit at 96-98.5
     # and every third is read 6-10 pp low, so the readings say "finished" weeks late, if at all.
