@@ -76,7 +76,7 @@ class ProgressPoint:
 class ProgressEvent:
     """Something a monotone curve must not smooth away (demolition, a cancelled project)."""
 
-    kind: str  #: "reversal"
+    kind: str  #: "reversal"; "set_aside" (one scene read against idle sensors, kept out of the curve)
     on: date
     detail: str
     drop_pp: float

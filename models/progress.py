@@ -486,6 +486,10 @@ def summarize(
     opts = options or CurveOptions()
     usable = [o for o in observations if o.acquired_at_utc.date() <= as_of]
     filled = fill_unseen_phases(usable, [p.weight for p in plan.phases])
+    stopped_at = idle_since(activity, as_of, opts)
+    set_aside = lone_rise_after_stop(filled, stopped_at, opts)
+    if set_aside is not None:
+        filled = [o for o in filled if o is not set_aside]
     table = PlanCurves.of(plan)
     phantom = site_reading_noise(table, filled, as_of, opts)[4] if table.phantom_pp > 0.0 else 0.0
     curve = fit_curve(filled, opts, phantom_pp=table.phantom_pp, phantom_chance=phantom)
@@ -513,7 +517,7 @@ def summarize(
     witnesses = stall_witnesses(imagery_stalled, seen, idle, opts)
     stalled = bool(witnesses)
     stall_check = stall_check_of(stalled, seen, disputed=imagery_stalled and not stalled)
-    stopped = idle_since(activity, as_of, opts)
+    stopped = stopped_at
     if stopped is not None and observed - (curve.value(stopped) or 0.0) > opts.noise_pp:
         stopped = None  # imagery saw the site go on after its sensors went quiet: a feed, not a stop
     best: tuple[float, float] | None = None  # the likeliest schedule (pace, delay), for plateaus
@@ -552,7 +556,7 @@ def summarize(
         forecast_late=late,
         stalled=stalled,
         outside_activity_pct=round(100.0 * float(np.median(outside[-3:])), 2) if outside else None,
-        events=curve.events,
+        events=curve.events + (() if set_aside is None else (_set_aside_event(set_aside, stopped_at),)),
         scenes_used=used,
         scenes_skipped=len(usable) - used,
         last_observation=last,
@@ -563,6 +567,41 @@ def summarize(
         stall_witnesses=witnesses,
     )
     return summary, points
+
+
+def lone_rise_after_stop(
+    observations: Sequence[SceneProgress], stopped: date | None, opts: CurveOptions
+) -> SceneProgress | None:
+    """The one reading that puts a stopped site more than ``noise_pp`` above where it stood, if only one does.
+
+    Sensors that report idle day after day (``stopped``: :func:`idle_since`) say nobody worked
+    since. A climb that a single scene shows against them is a misread (a roof read at twice its
+    share on a partial view) until a second scene confirms it; two that agree mean the feed is
+    wrong, and the imagery is trusted as before. Not for a site within ``noise_pp`` of complete
+    when it stopped: a finish the readings trail climbs by a few points after the crews leave.
+    """
+    if stopped is None:
+        return None
+    before = [o for o in observations if o.percent is not None and o.acquired_at_utc.date() <= stopped]
+    level = fit_curve(before, opts).value(stopped) if before else None
+    if level is None or level >= opts.complete_pct - opts.noise_pp:
+        return None
+    rises = [
+        o
+        for o in observations
+        if o.percent is not None and o.acquired_at_utc.date() > stopped and o.percent > level + opts.noise_pp
+    ]
+    return rises[0] if len(rises) == 1 else None
+
+
+def _set_aside_event(reading: SceneProgress, stopped: date | None) -> ProgressEvent:
+    return ProgressEvent(
+        "set_aside",
+        reading.acquired_at_utc.date(),
+        f"scene {reading.scene_id} read {reading.percent:.1f} % while the site's sensors stood idle since "
+        f"{stopped}: left out of the curve until another scene confirms it",
+        0.0,
+    )
 
 
 def _point(plan: Plan, curve: FittedCurve, on: date, opts: CurveOptions) -> ProgressPoint:
@@ -1458,8 +1497,9 @@ def idle_evidence(
     crews, deliveries and pours (:class:`SiteWork`) stop at once. The plan's expectation is the
     *nominal* one (all work, visible or not) over the window, on the site's own schedule fitted
     to the imagery (:func:`plan_warps`; where the sensors say when work stopped, as the readings
-    stood then), taking of the schedules the readings allow the one that expects the least; a site in a planned pause, or one that reads finished, is not expected to
-    work. Only days with reports count; silence is a gap (a removed or broken feed), not a stop.
+    stood then), taking of the schedules the readings allow the one that expects the least; a
+    site in a planned pause, or one that reads finished, is not expected to work. Only days with
+    reports count; silence is a gap (a removed or broken feed), not a stop.
     """
     opts = options or CurveOptions()
     start = as_of - timedelta(days=opts.idle_days)
@@ -1477,7 +1517,8 @@ def idle_evidence(
     level0 = curve.until(start).value(start)
     if level0 is None:
         return IdleEvidence("insufficient", reported, idle, median_level=median)
-    if level0 >= opts.complete_pct:
+    # Finished at the window's start, or by now (the readings since say so: the work was done).
+    if max(level0, curve.value(as_of) or 0.0) >= opts.complete_pct:
         return IdleEvidence("not_expected", reported, idle, median_level=median)
     # The expectation runs from the day work stopped when the stretch is longer than the window:
     # on a schedule where the site merely entered a planned pause, the plan expects nothing since

@@ -844,6 +844,32 @@ def test_late_site_idle_through_its_longer_pause_is_not_a_sensor_stall(speed: fl
             day += timedelta(days=10)
 
 
+def test_one_scene_that_reads_a_stopped_site_finished_is_set_aside_until_another_confirms_it():
+    # Crews gone on 1 October at 75 %, the sensors reporting idle days since; the sky closed over
+    # the site for six weeks, then one partial scene read a roof at twice its share: 100 %. Alone
+    # against the sensors, it is a misread; the site is stopped at 75 %, not finished.
+    stop, as_of = date(2025, 10, 1), date(2025, 12, 20)
+    work = _work(PLAN_START, as_of, idle_from=stop, seed=1)
+    for seed in range(3):
+        obs = [o for o in _series(PLAN.planned_percent, noise=1.0, seed=seed) if o.acquired_at_utc.date() < stop]
+        misread = replace(_obs(date(2025, 11, 20), 100.0), observed_fraction=0.72)
+        summary = summarize("s", PLAN, [*obs, misread], as_of=as_of, method="t", activity=work)[0]
+        assert summary.observed_pct is not None
+        assert abs(summary.observed_pct - 75.0) <= 3.0
+        assert summary.stalled
+        assert [(e.kind, e.on) for e in summary.events] == [("set_aside", date(2025, 11, 20))]
+        alone = summarize("s", PLAN, [*obs, misread], as_of=as_of, method="t")[0]  # imagery alone: finished
+        assert alone.observed_pct is not None
+        assert alone.observed_pct >= 99.0
+        # A second scene that agrees: the feed is the one that is wrong, and the imagery is trusted.
+        again = _obs(date(2025, 12, 5), 99.5)
+        confirmed = summarize("s", PLAN, [*obs, misread, again], as_of=as_of, method="t", activity=work)[0]
+        assert confirmed.observed_pct is not None
+        assert confirmed.observed_pct >= 97.5
+        assert not confirmed.stalled
+        assert confirmed.events == ()
+
+
 def test_finish_is_dated_by_the_crews_leaving_when_the_readings_trail_it():
     # Finished on plan (reached 97.5 % on 22 December); afterwards clear readings sit at 96-98.5
     # and every third is read 6-10 pp low, so the readings say "finished" weeks late, if at all.
