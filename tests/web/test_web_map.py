@@ -15,6 +15,7 @@ from tests.web.conftest import WebState, screenshot, sign_in
 pytestmark = pytest.mark.browser
 
 STALLED = "in-pnq-factory"
+CANCELLED = "br-cps-warehouse"
 TILED = "de-rgb-hall"
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "web-map.png"
 
@@ -122,6 +123,17 @@ def test_enter_on_stalled_site_opens_chart_with_the_api_figures(page: Any, web: 
     assert page.locator("path.phase-footprint").count() == len(site.plan.phases)
     page.wait_for_timeout(900)  # let the fly-to settle for the picture
     screenshot(page, "site-stalled.png")
+
+
+def test_cancelled_site_names_its_reversal_under_the_chart(page: Any, web: WebState) -> None:
+    sign_in(page, web)
+    _ready(page)
+    _open_site(page, CANCELLED)
+    with web.client() as http:
+        events = http.get(f"/v1/sites/{CANCELLED}/progress").json()["summary"]["events"]
+    assert [e["kind"] for e in events] == ["reversal"]
+    text = page.locator("#progress-summary").inner_text()
+    assert f"reversal on {events[0]['on']}: {events[0]['detail']}" in text
 
 
 def test_acknowledge_alert_updates_it_here_and_in_the_api(page: Any, web: WebState) -> None:

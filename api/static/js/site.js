@@ -146,6 +146,8 @@ function renderProgress(feature, progress) {
     s.stall_check === "disputed" ? "stall disputed: imagery sees no progress, sensors see work" : null,
     s.forecast_completion ? `forecast completion ${s.forecast_completion}` : "no completion forecast",
     `${s.scenes_used} scenes used, ${s.scenes_skipped} skipped; method ${s.method}`,
+    // Reversals (demolition, a cancelled project) and scenes set aside against idle sensors.
+    ...(s.events ?? []).map((e) => `${e.kind.replaceAll("_", " ")} on ${e.on}: ${e.detail}`),
   ];
   text.textContent = parts.filter(Boolean).join(" · ");
 }
