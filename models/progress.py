@@ -486,15 +486,15 @@ def summarize(
     opts = options or CurveOptions()
     usable = [o for o in observations if o.acquired_at_utc.date() <= as_of]
     filled = fill_unseen_phases(usable, [p.weight for p in plan.phases])
-    stopped_at = idle_since(activity, as_of, opts)
-    set_aside = lone_rise_after_stop(filled, stopped_at, opts)
-    if set_aside is not None:
-        filled = [o for o in filled if o is not set_aside]
     table = PlanCurves.of(plan)
+    last_work = work_stopped(activity, as_of, opts)
+    set_aside = lone_rise_after_stop(table, filled, last_work, opts)
+    filled = [o for o in filled if all(o is not x for x in set_aside)]
     phantom = site_reading_noise(table, filled, as_of, opts)[4] if table.phantom_pp > 0.0 else 0.0
     curve = fit_curve(filled, opts, phantom_pp=table.phantom_pp, phantom_chance=phantom)
     planned_now = plan.planned_percent(as_of)
-    used = sum(o.percent is not None for o in usable)
+    aside = {o.scene_id for o in set_aside}
+    used = sum(o.percent is not None and o.scene_id not in aside for o in usable)
     points = [_point(plan, curve, d, opts) for d in sorted(set(curve.days))]
     if curve.days and curve.days[-1] < as_of:
         points.append(_point(plan, curve, as_of, opts))
@@ -517,7 +517,7 @@ def summarize(
     witnesses = stall_witnesses(imagery_stalled, seen, idle, opts)
     stalled = bool(witnesses)
     stall_check = stall_check_of(stalled, seen, disputed=imagery_stalled and not stalled)
-    stopped = stopped_at
+    stopped = idle_since(activity, as_of, opts)
     if stopped is not None and observed - (curve.value(stopped) or 0.0) > opts.noise_pp:
         stopped = None  # imagery saw the site go on after its sensors went quiet: a feed, not a stop
     best: tuple[float, float] | None = None  # the likeliest schedule (pace, delay), for plateaus
@@ -556,7 +556,7 @@ def summarize(
         forecast_late=late,
         stalled=stalled,
         outside_activity_pct=round(100.0 * float(np.median(outside[-3:])), 2) if outside else None,
-        events=curve.events + (() if set_aside is None else (_set_aside_event(set_aside, stopped_at),)),
+        events=curve.events + tuple(_set_aside_event(o, last_work) for o in set_aside),
         scenes_used=used,
         scenes_skipped=len(usable) - used,
         last_observation=last,
@@ -569,29 +569,48 @@ def summarize(
     return summary, points
 
 
-def lone_rise_after_stop(
-    observations: Sequence[SceneProgress], stopped: date | None, opts: CurveOptions
-) -> SceneProgress | None:
-    """The one reading that puts a stopped site more than ``noise_pp`` above where it stood, if only one does.
+def work_stopped(activity: Sequence[SiteWork], as_of: date, opts: CurveOptions) -> date | None:
+    """The day after the site's sensors last reported work, if idle reports have covered the days since.
 
-    Sensors that report idle day after day (``stopped``: :func:`idle_since`) say nobody worked
-    since. A climb that a single scene shows against them is a misread (a roof read at twice its
-    share on a partial view) until a second scene confirms it; two that agree mean the feed is
-    wrong, and the imagery is trusted as before. Not for a site within ``noise_pp`` of complete
-    when it stopped: a finish the readings trail climbs by a few points after the crews leave.
+    Looser than :func:`idle_since` (no ``idle_days`` minimum, one busy day ends the stretch): it
+    dates the last work, for telling which readings the work could have made. At least a week of
+    days since, and ``idle_min_reported`` of them reported idle (silence is a gap, not a stop).
+    """
+    days = sorted((w for w in activity if w.day <= as_of and w.level is not None), key=lambda w: w.day)
+    last = next((w.day for w in reversed(days) if w.level is not None and w.level > opts.idle_level), None)
+    if last is None or (as_of - last).days < 7:
+        return None
+    quiet = sum(1 for w in days if w.day > last)
+    return last + timedelta(days=1) if quiet >= opts.idle_min_reported * (as_of - last).days else None
+
+
+def lone_rise_after_stop(
+    table: PlanCurves, observations: Sequence[SceneProgress], stopped: date | None, opts: CurveOptions
+) -> tuple[SceneProgress, ...]:
+    """The readings after a stop that the work before it cannot explain, if they all come from one day.
+
+    Sensors that report idle day after day since ``stopped`` (:func:`work_stopped`) say nobody
+    worked since. Where the site stood that day is bounded by its own schedules fitted to the
+    readings until then (:func:`plan_warps`): the highest visible level any of them reaches on
+    ``stopped``, so the work of a cloudy month before the stop is allowed for. A reading more than
+    ``noise_pp`` above that is a misread (a roof read at twice its share on a partial view) while
+    it stands alone, and is left out until a scene on another day confirms it; two days that do
+    mean the feed is wrong, and the imagery is trusted as before.
     """
     if stopped is None:
-        return None
-    before = [o for o in observations if o.percent is not None and o.acquired_at_utc.date() <= stopped]
-    level = fit_curve(before, opts).value(stopped) if before else None
-    if level is None or level >= opts.complete_pct - opts.noise_pp:
-        return None
+        return ()
+    warps = plan_warps(table, observations, stopped, opts)
+    if warps is None:
+        return ()
+    pace, delay, _ = warps
+    highest = float(table.visible_on_schedule(pace, delay, np.array([(stopped - table.origin).days], float)).max())
     rises = [
         o
         for o in observations
-        if o.percent is not None and o.acquired_at_utc.date() > stopped and o.percent > level + opts.noise_pp
+        if o.percent is not None and o.acquired_at_utc.date() > stopped and o.percent > highest + opts.noise_pp
     ]
-    return rises[0] if len(rises) == 1 else None
+    # One scene's day: two scenes of the same pass (two providers, two tiles) are one look.
+    return tuple(rises) if len({o.acquired_at_utc.date() for o in rises}) == 1 else ()
 
 
 def _set_aside_event(reading: SceneProgress, stopped: date | None) -> ProgressEvent:

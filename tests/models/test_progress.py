@@ -870,6 +870,45 @@ def test_one_scene_that_reads_a_stopped_site_finished_is_set_aside_until_another
         assert confirmed.events == ()
 
 
+def test_scene_after_a_cloudy_spell_before_the_stop_keeps_the_work_done_under_the_clouds():
+    # On plan until 1 September (67 %), idle since; the sky was closed from 1 July, so the last
+    # reading before the stop is 49 % on 30 June. A clear scene on 15 October reads 67 %: the
+    # schedule the site kept to June reaches that by the stop, so the scene is kept.
+    stop, as_of = date(2025, 9, 1), date(2025, 10, 20)
+    work = _work(PLAN_START, as_of, idle_from=stop, seed=1)
+    for seed in range(3):
+        obs = [
+            o
+            for o in _series(PLAN.planned_percent, noise=1.0, seed=seed)
+            if o.acquired_at_utc.date() < date(2025, 7, 1)
+        ]
+        clear = _obs(date(2025, 10, 15), round(PLAN.planned_percent(stop), 1))
+        summary = summarize("s", PLAN, [*obs, clear], as_of=as_of, method="t", activity=work)[0]
+        assert summary.events == ()
+        assert summary.observed_pct == pytest.approx(PLAN.planned_percent(stop), abs=1.0)
+        assert summary.last_observation == date(2025, 10, 15)
+
+
+def test_misread_after_a_stop_is_set_aside_though_one_busy_day_broke_the_idle_stretch():
+    # Stopped at 75 % on 1 October; on 5 December a delivery made a half day of work, so the
+    # idle stretch is two weeks, not three, while the stall window stays idle (20 days of 21).
+    # A partial scene on 10 December reads 100 %: five days of work cannot explain it.
+    stop, as_of = date(2025, 10, 1), date(2025, 12, 20)
+    work = [
+        SiteWork(w.day, 0.5) if w.day == date(2025, 12, 5) else w
+        for w in _work(PLAN_START, as_of, idle_from=stop, seed=1)
+    ]
+    assert idle_since(work, as_of, CurveOptions()) is None
+    for seed in range(3):
+        obs = [o for o in _series(PLAN.planned_percent, noise=1.0, seed=seed) if o.acquired_at_utc.date() < stop]
+        misread = replace(_obs(date(2025, 12, 10), 100.0), observed_fraction=0.72)
+        summary = summarize("s", PLAN, [*obs, misread], as_of=as_of, method="t", activity=work)[0]
+        assert [(e.kind, e.on) for e in summary.events] == [("set_aside", date(2025, 12, 10))]
+        assert summary.stalled
+        assert summary.scenes_used == len(obs)
+        assert summary.scenes_skipped == 1
+
+
 def test_finish_is_dated_by_the_crews_leaving_when_the_readings_trail_it():
     # Finished on plan (reached 97.5 % on 22 December); afterwards clear readings sit at 96-98.5
     # and every third is read 6-10 pp low, so the readings say "finished" weeks late, if at all.
