@@ -577,11 +577,16 @@ def work_stopped(activity: Sequence[SiteWork], as_of: date, opts: CurveOptions) 
     days since, and ``idle_min_reported`` of them reported idle (silence is a gap, not a stop).
     """
     days = sorted((w for w in activity if w.day <= as_of and w.level is not None), key=lambda w: w.day)
-    last = next((w.day for w in reversed(days) if w.level is not None and w.level > opts.idle_level), None)
+    last = _last_working_day(days, opts)
     if last is None or (as_of - last).days < 7:
         return None
     quiet = sum(1 for w in days if w.day > last)
     return last + timedelta(days=1) if quiet >= opts.idle_min_reported * (as_of - last).days else None
+
+
+def _last_working_day(days: Sequence[SiteWork], opts: CurveOptions) -> date | None:
+    """The newest of ``days`` (in time order) that reported work above ``idle_level``."""
+    return next((w.day for w in reversed(days) if w.level is not None and w.level > opts.idle_level), None)
 
 
 def lone_rise_after_stop(
@@ -676,7 +681,7 @@ def work_ended(activity: Sequence[SiteWork], as_of: date, opts: CurveOptions) ->
     day, so a feed that broke mid-work does not end the work.
     """
     days = sorted((w for w in activity if w.day <= as_of), key=lambda w: w.day)
-    last = next((w.day for w in reversed(days) if w.level is not None and w.level > opts.idle_level), None)
+    last = _last_working_day(days, opts)
     if last is None or (as_of - last).days < opts.idle_days:
         return None
     quiet = sum(1 for w in days if w.day > last and w.level is not None)
