@@ -649,26 +649,35 @@ def finish_day(observations: Sequence[SceneProgress], as_of: date, opts: CurveOp
     readings in the ``finish_window_days`` centred on ``d``, and of all readings from ``d`` to
     ``as_of``, are both at or above ``complete_pct``, with at least ``finish_min_scenes`` in each.
 
+    Partial views are the exception to "below, never above": cloud over the unbuilt part of a
+    footprint reads the rest as the whole, so two partial scenes can read an 83 % site finished.
+    Where the window holds clear scenes (``stall_clear_seen``), one of them must read within
+    ``noise_pp`` of complete as well.
+
     Returns:
         The day, or None when the readings do not say finished.
     """
     known = sorted(
-        (o.acquired_at_utc.date(), float(o.percent))
+        (o.acquired_at_utc.date(), float(o.percent), o.observed_fraction >= opts.stall_clear_seen)
         for o in observations
         if o.percent is not None and o.acquired_at_utc.date() <= as_of
     )
-    days = [d for d, _ in known]
-    vals = np.array([v for _, v in known], dtype=np.float64)
+    days = [d for d, _, _ in known]
+    vals = np.array([v for _, v, _ in known], dtype=np.float64)
+    clear = np.array([c for _, _, c in known], dtype=bool)
+
+    def says_finished(sel: npt.NDArray[np.bool_]) -> bool:
+        return bool(np.quantile(vals[sel], opts.finish_quantile) >= opts.complete_pct)
+
     for k, day in enumerate(days):
         # Centred, so a window straddling the finish does not date it early on a rising site.
-        near = vals[[abs((d - day).days) <= opts.finish_window_days / 2 for d in days]]
-        tail = vals[k:]
-        if len(tail) < opts.finish_min_scenes:
+        near = np.array([abs((d - day).days) <= opts.finish_window_days / 2 for d in days], dtype=bool)
+        tail = np.arange(len(days)) >= k
+        if int(tail.sum()) < opts.finish_min_scenes:
             return None
-        if len(near) >= opts.finish_min_scenes and (
-            np.quantile(near, opts.finish_quantile) >= opts.complete_pct
-            and np.quantile(tail, opts.finish_quantile) >= opts.complete_pct
-        ):
+        near_clear = vals[near & clear]
+        clear_agrees = near_clear.size == 0 or float(near_clear.max()) >= opts.complete_pct - opts.noise_pp
+        if int(near.sum()) >= opts.finish_min_scenes and clear_agrees and says_finished(near) and says_finished(tail):
             return day
     return None
 

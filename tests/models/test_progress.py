@@ -14,6 +14,7 @@ from models.progress import (
     anchored_stall,
     band_halfwidth,
     fill_unseen_phases,
+    finish_day,
     fit_curve,
     idle_evidence,
     idle_since,
@@ -492,6 +493,27 @@ def test_finished_site_whose_readings_scatter_below_100_keeps_its_finish_date():
     summary, _ = summarize("s", PLAN, obs, as_of=date(2026, 5, 1), method="t")
     assert abs(summary.slip_days) <= 15
     assert not summary.stalled
+
+
+def test_partial_scenes_that_over_read_a_rising_site_do_not_date_its_finish_early():
+    # On plan, finishing on 31 December. In a cloudy early November (about 85 %) two partial
+    # scenes, with cloud over the unbuilt part of the footprints, read 98.7 and 100: with the
+    # three clear scenes of that month they made the upper quartile say finished two months early
+    # (held-out site 1703-0004, -64 days).
+    rng = np.random.default_rng(3)
+    days = [date(2025, 1, 1) + timedelta(days=k) for k in range(0, 450, 6)]
+    cloudy = (date(2025, 10, 20), date(2025, 11, 19))
+    days = [d for d in days if not cloudy[0] <= d <= cloudy[1]]
+    days += [date(2025, 10, 22), date(2025, 11, 1), date(2025, 11, 14)]
+    clear = [_obs(d, float(np.clip(PLAN.planned_percent(d) + rng.normal(0, 0.5), 0, 100))) for d in sorted(days)]
+    over_reads = [_obs(date(2025, 11, 4), 98.7, seen=0.67), _obs(date(2025, 11, 9), 100.0, seen=0.75)]
+    as_of = date(2026, 3, 1)
+    finished = finish_day(clear + over_reads, as_of, CurveOptions())
+    assert finished is not None
+    assert finished == finish_day(clear, as_of, CurveOptions())
+    assert finished > date(2025, 12, 1)
+    summary, _ = summarize("s", PLAN, clear + over_reads, as_of=as_of, method="t")
+    assert abs(summary.slip_days) <= 15
 
 
 def test_stall_with_phantom_slabs_in_the_window_is_still_stopped():
