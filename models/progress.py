@@ -88,6 +88,10 @@ class CurveOptions:
         finish_window_days: Window centred on a candidate finish day whose readings must say
             finished (a month: six revisits, about four clear ones).
         finish_min_scenes: Readings needed in that window, and after it, for a verdict.
+        finish_clear_seen: Seen share of the footprints from which a scene's reading can overrule
+            partial views that read a site finished (:func:`finish_day`): a view that missed a
+            tenth of the footprints can over-read by about as much, one that missed a third (the
+            cloud over the unbuilt part) by 30 pp.
         view_tol: Partial scenes whose seen shares differ by no more than this saw the same part
             of the footprints (a swath edge repeats to the pixel; clouds do not), so their readings
             share a bias and are compared with each other.
@@ -170,6 +174,7 @@ class CurveOptions:
     finish_quantile: float = 0.75
     finish_window_days: int = 30
     finish_min_scenes: int = 4
+    finish_clear_seen: float = 0.9
     stall_outlier_max: float = 0.6
     stall_phantom_floor: float = 0.0
     noise_min_scenes: int = 8
@@ -651,14 +656,14 @@ def finish_day(observations: Sequence[SceneProgress], as_of: date, opts: CurveOp
 
     Partial views are the exception to "below, never above": cloud over the unbuilt part of a
     footprint reads the rest as the whole, so two partial scenes can read an 83 % site finished.
-    Where the window holds clear scenes (``stall_clear_seen``), one of them must read within
-    ``noise_pp`` of complete as well.
+    Where the window holds scenes that saw ``finish_clear_seen`` of the footprints or more, one of
+    them must read within ``noise_pp`` of complete as well.
 
     Returns:
         The day, or None when the readings do not say finished.
     """
     known = sorted(
-        (o.acquired_at_utc.date(), float(o.percent), o.observed_fraction >= opts.stall_clear_seen)
+        (o.acquired_at_utc.date(), float(o.percent), o.observed_fraction >= opts.finish_clear_seen)
         for o in observations
         if o.percent is not None and o.acquired_at_utc.date() <= as_of
     )
