@@ -531,7 +531,10 @@ def summarize(
         k = int(warps[2].argmax())
         best = (float(warps[0][k]), float(warps[1][k]))
     # A stalled site is not moved on past its newest scene.
-    position = plan_position(table, curve, as_of, opts, project=not stalled, idle_since=stopped, schedule=best)
+    undone = any(e.kind == "reversal" for e in curve.events)
+    position = plan_position(
+        table, curve, as_of, opts, project=not stalled, idle_since=stopped, schedule=best, undone=undone
+    )
     # Each finish date is late in its own way: the curve's after low scatter holds it under the
     # completion level, the readings' after a cloudy month (the curve interpolates across it).
     finish_dates = [d for d in (finish_day(filled, as_of, opts), _finished_on(curve, opts.complete_pct)) if d]
@@ -921,6 +924,7 @@ def plan_position(
     entered: date | None = None,
     idle_since: date | None = None,
     schedule: tuple[float, float] | None = None,
+    undone: bool = False,
 ) -> PlanPosition | None:
     """Date a site's observed progress on its plan, robust where the plan is flat.
 
@@ -945,6 +949,10 @@ def plan_position(
     moving on where the work stopped; a site that stopped at a level the plan itself holds for a
     while (a planned pause) is on plan until the plan leaves that level.
 
+    ``undone`` (the curve fell: a reversal) places the site on the first day of the plateau: work
+    that was undone is not hidden work in progress, so a cancelled pad back to vegetation stands
+    where its plan started, not where its plan would first have shown something.
+
     Returns:
         The position, or None before the first observation.
     """
@@ -952,7 +960,7 @@ def plan_position(
     if project and curve.days and on > curve.days[-1]:
         newest = plan_position(
             table, curve, curve.days[-1], opts, project=False, level=level, entered=entered, idle_since=idle_since,
-            schedule=schedule,
+            schedule=schedule, undone=undone,
         )  # fmt: skip
         if newest is None:
             return None
@@ -961,6 +969,8 @@ def plan_position(
             worked = newest.index + newest.pace * max((idle_since - curve.days[-1]).days, 0)
             newest_level = level if level is not None else curve.value(curve.days[-1])
             moved = min(moved, max(worked, _waiting_at(table, newest_level, opts)))
+        if undone:
+            return newest
         return PlanPosition(moved, newest.earliest, max(newest.latest, math.ceil(moved)), newest.pace)
     if level is None:
         level = curve.value(on)
@@ -992,6 +1002,8 @@ def plan_position(
         else:
             stopped = float(np.clip(first + pace * max((idle_since - entered).days, 0), first, last))
         index = min(index, max(stopped, _waiting_at(table, level, opts)))
+    if undone:
+        index = float(first)
     lo, _ = _level_set(table.visible, max(level - half, 0.0), opts.level_tol_pp)
     hi_first, hi = _level_set(table.visible, min(level + half, 100.0), opts.level_tol_pp)
     earliest = min(first, lo if lo is not None else first)

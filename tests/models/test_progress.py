@@ -144,6 +144,28 @@ def test_reversal_is_flagged_not_smoothed_away():
     assert curve.value(date(2025, 8, 20)) < 3
 
 
+def test_cancelled_pad_back_to_vegetation_slips_from_the_plan_start():
+    # Cleared on plan, abandoned on 1 May, the pad grown over by August: nothing stands, so the
+    # site is where its plan started, not where the plan would first have shown the clearing
+    # (the visible plan's flat start is hidden work only for a site that has not gone back).
+    table = PlanCurves.of(PAD_PLAN)
+    cut = date(2025, 5, 1)
+    obs = []
+    rng = np.random.default_rng(5)
+    for k in range(-60, 300, 5):
+        d = date(2025, 1, 1) + timedelta(days=k)
+        level = float(table.visible[table.index(min(d, cut))])
+        if d > cut:
+            level *= max(0.0, 1.0 - (d - cut).days / 90)
+        obs.append(_obs(d, float(np.clip(level + rng.normal(0, 1.0), 0, 100))))
+    as_of = date(2025, 10, 1)
+    summary, _ = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")
+    assert [e.kind for e in summary.events] == ["reversal"]
+    assert summary.observed_pct < 2
+    assert abs(summary.slip_days - (as_of - PAD_PLAN.start).days) <= 3
+    assert summary.slip_low_days <= summary.slip_days <= summary.slip_high_days
+
+
 def test_cloudy_stretch_widens_band_but_does_not_move_curve():
     obs = _series(PLAN.planned_percent, noise=0.5)
     gap = (date(2025, 5, 1), date(2025, 7, 1))
