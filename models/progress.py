@@ -92,6 +92,10 @@ class CurveOptions:
             partial views that read a site finished (:func:`finish_day`): a view that missed a
             tenth of the footprints can over-read by about as much, one that missed a third (the
             cloud over the unbuilt part) by 30 pp.
+        finish_shade_pp: How far under ``complete_pct`` a month's only such scene must read to
+            overrule them: a roof in shadow reads a finished site 6-10 pp low, while an
+            unfinished site seen whole reads its level (1703-0004: 81 % while two partial views
+            read 99-100). Two or more such scenes overrule from ``noise_pp`` under.
         view_tol: Partial scenes whose seen shares differ by no more than this saw the same part
             of the footprints (a swath edge repeats to the pixel; clouds do not), so their readings
             share a bias and are compared with each other.
@@ -175,6 +179,7 @@ class CurveOptions:
     finish_window_days: int = 30
     finish_min_scenes: int = 4
     finish_clear_seen: float = 0.9
+    finish_shade_pp: float = 10.0
     stall_outlier_max: float = 0.6
     stall_phantom_floor: float = 0.0
     noise_min_scenes: int = 8
@@ -660,7 +665,8 @@ def finish_day(observations: Sequence[SceneProgress], as_of: date, opts: CurveOp
     Partial views are the exception to "below, never above": cloud over the unbuilt part of a
     footprint reads the rest as the whole, so two partial scenes can read an 83 % site finished.
     Where the window holds scenes that saw ``finish_clear_seen`` of the footprints or more, one of
-    them must read within ``noise_pp`` of complete as well.
+    them must read within ``noise_pp`` of complete as well, or within ``finish_shade_pp`` when it
+    is the only one (a roof in shadow).
 
     Returns:
         The day, or None when the readings do not say finished.
@@ -684,7 +690,11 @@ def finish_day(observations: Sequence[SceneProgress], as_of: date, opts: CurveOp
         if int(tail.sum()) < opts.finish_min_scenes:
             return None
         near_clear = vals[near & clear]
-        clear_agrees = near_clear.size == 0 or float(near_clear.max()) >= opts.complete_pct - opts.noise_pp
+        best_clear = float(near_clear.max()) if near_clear.size else math.inf
+        # One well-seen view may be a roof in shadow (``finish_shade_pp`` low); two are not.
+        clear_agrees = best_clear >= opts.complete_pct - (
+            opts.finish_shade_pp if near_clear.size == 1 else opts.noise_pp
+        )
         if int(near.sum()) >= opts.finish_min_scenes and clear_agrees and says_finished(near) and says_finished(tail):
             return day
     return None
@@ -949,9 +959,10 @@ def plan_position(
     moving on where the work stopped; a site that stopped at a level the plan itself holds for a
     while (a planned pause) is on plan until the plan leaves that level.
 
-    ``undone`` (the curve fell: a reversal) places the site on the first day of the plateau: work
-    that was undone is not hidden work in progress, so a cancelled pad back to vegetation stands
-    where its plan started, not where its plan would first have shown something.
+    ``undone`` (the curve fell: a reversal) places the site where the nominal plan stands at its
+    level: work that was undone is not hidden work in progress, so a cancelled pad back to
+    vegetation stands where its plan started, and a building demolished to its pad where the plan
+    leaves the pad, not where the visible plan would first have shown either.
 
     Returns:
         The position, or None before the first observation.
@@ -1003,10 +1014,12 @@ def plan_position(
             stopped = float(np.clip(first + pace * max((idle_since - entered).days, 0), first, last))
         index = min(index, max(stopped, _waiting_at(table, level, opts)))
     if undone:
-        index = float(first)
+        # Where the nominal plan stands at the level (the end of a pause it holds), and ground
+        # back to bare (within the level tolerance) at the plan's start.
+        index = 0.0 if level <= opts.level_tol_pp else _waiting_at(table, level, opts)
     lo, _ = _level_set(table.visible, max(level - half, 0.0), opts.level_tol_pp)
     hi_first, hi = _level_set(table.visible, min(level + half, 100.0), opts.level_tol_pp)
-    earliest = min(first, lo if lo is not None else first)
+    earliest = min(first, lo if lo is not None else first, math.floor(index))
     latest = max(last, hi if hi_first is not None else n)
     return PlanPosition(index, earliest, latest, pace)
 

@@ -166,6 +166,25 @@ def test_cancelled_pad_back_to_vegetation_slips_from_the_plan_start():
     assert summary.slip_low_days <= summary.slip_days <= summary.slip_high_days
 
 
+def test_building_demolished_to_its_pad_slips_from_where_the_plan_leaves_the_pad():
+    # Built on plan, then demolished in October back to the cleared pad (15 %): the site stands
+    # where its plan stood before the building began, the end of the pause on 1 May.
+    table = PlanCurves.of(PAD_PLAN)
+    rng = np.random.default_rng(2)
+    obs = []
+    for k in range(-60, 420, 5):
+        d = date(2025, 1, 1) + timedelta(days=k)
+        level = float(table.visible[table.index(d)])
+        if d >= date(2025, 10, 1):
+            level = max(15.0, level - (d - date(2025, 10, 1)).days * 2.0)
+        obs.append(_obs(d, float(np.clip(level + rng.normal(0, 1.0), 0, 100))))
+    for as_of in (date(2026, 1, 15), date(2026, 3, 1)):
+        summary, _ = summarize("s", PAD_PLAN, obs, as_of=as_of, method="t")
+        assert [e.kind for e in summary.events] == ["reversal"]
+        assert abs(summary.slip_days - (as_of - date(2025, 5, 1)).days) <= 10, (as_of, summary.slip_days)
+        assert summary.slip_low_days <= summary.slip_days <= summary.slip_high_days
+
+
 def test_cloudy_stretch_widens_band_but_does_not_move_curve():
     obs = _series(PLAN.planned_percent, noise=0.5)
     gap = (date(2025, 5, 1), date(2025, 7, 1))
@@ -536,6 +555,26 @@ def test_partial_scenes_that_over_read_a_rising_site_do_not_date_its_finish_earl
     assert finished > date(2025, 12, 1)
     summary, _ = summarize("s", PLAN, clear + over_reads, as_of=as_of, method="t")
     assert abs(summary.slip_days) <= 15
+
+
+def test_finish_in_a_cloudy_winter_is_not_vetoed_by_one_shaded_full_view_a_month():
+    # Finished on plan (31 December). December to February, scenes see three quarters of the
+    # footprints and read the truth, and the one scene a month that sees everything reads the roof
+    # in shadow, 8 pp low: within what shade does to a finished site, so no veto.
+    rng = np.random.default_rng(11)
+    obs = []
+    for k in range(0, 520, 5):
+        d = date(2025, 1, 1) + timedelta(days=k)
+        pct, done = PLAN.planned_percent(d), 100.0 - rng.uniform(0.0, 2.5)
+        if d < date(2025, 12, 1):
+            obs.append(_obs(d, pct + rng.normal(0, 0.5)))
+        elif d < date(2026, 3, 1):
+            obs.append(_obs(d, min(pct, done) - 8.0) if k % 30 == 0 else _obs(d, min(pct, done), seen=0.75))
+        else:
+            obs.append(_obs(d, done - 1.0 - (8.0 if k % 20 == 0 else 0.0)))
+    for as_of in (date(2026, 2, 20), date(2026, 4, 15)):
+        summary, _ = summarize("s", PLAN, obs, as_of=as_of, method="t")
+        assert abs(summary.slip_days) <= 15, as_of
 
 
 def test_stall_with_phantom_slabs_in_the_window_is_still_stopped():
