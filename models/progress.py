@@ -975,13 +975,13 @@ def plan_position(
         )  # fmt: skip
         if newest is None:
             return None
+        if undone:  # undone work is not resumed after the newest scene
+            return newest
         moved = min(newest.index + newest.pace * (on - curve.days[-1]).days, float(len(table.visible) - 1))
         if idle_since is not None and idle_since < on:
             worked = newest.index + newest.pace * max((idle_since - curve.days[-1]).days, 0)
             newest_level = level if level is not None else curve.value(curve.days[-1])
             moved = min(moved, max(worked, _waiting_at(table, newest_level, opts)))
-        if undone:
-            return newest
         return PlanPosition(moved, newest.earliest, max(newest.latest, math.ceil(moved)), newest.pace)
     if level is None:
         level = curve.value(on)
