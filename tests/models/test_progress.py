@@ -144,6 +144,50 @@ def test_reversal_is_flagged_not_smoothed_away():
     assert curve.value(date(2025, 8, 20)) < 3
 
 
+def _pad_readings(level, days: int, *, over_reads: set[int], seed: int) -> list[SceneProgress]:
+    """Clear readings of a cleared pad (scatter 0.5 pp) every 5 days from 1 January 2025; the
+    scenes numbered in ``over_reads`` read a slab step (13 pp) high, as clear scenes now and then do.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(0, days, 5):
+        d = date(2025, 1, 1) + timedelta(days=k)
+        value = level(d) + rng.normal(0, 0.5) + (13.0 if k // 5 in over_reads else 0.0)
+        out.append(_obs(d, float(np.clip(value, 0, 100))))
+    return out
+
+
+def test_small_pad_growing_back_over_is_a_reversal_within_two_months():
+    # A 15 % pad abandoned on 1 May grows back over in 90 days: on 20 June it stands at 6.7 %,
+    # 8.3 pp under its level, and one clear scene in four reads a slab step high. The fall is
+    # under the 10 pp that every scene, at any reading's scatter, must show.
+    cut = date(2025, 5, 1)
+
+    def level(d: date) -> float:
+        rise = 15.0 * min(1.0, max(0.0, (d - date(2025, 1, 1)).days / 90))
+        return rise * (1.0 - min(1.0, max(0, (d - cut).days) / 90))
+
+    for seed in range(3):
+        obs = _pad_readings(level, 171, over_reads=set(range(3, 40, 4)), seed=seed)
+        curve = fit_curve(obs)
+        assert [e.kind for e in curve.events] == ["reversal"], seed
+        assert abs(curve.events[0].drop_pp - 8.3) < 1.5, seed  # from the pad, not from its over-reads
+        assert abs(curve.value(date(2025, 6, 20)) - level(date(2025, 6, 20))) < 1.5, seed
+
+
+def test_over_read_earthworks_falling_back_to_the_pad_is_not_a_reversal():
+    # Three clear scenes in a row read the rising earthworks 9-11 pp high; the pad then holds at
+    # 15 %. Measured from those over-reads, the pad "fell" by two thirds of its level.
+    def level(d: date) -> float:
+        return 15.0 * min(1.0, (d - date(2025, 1, 1)).days / 90)
+
+    for seed in range(3):
+        obs = _pad_readings(level, 200, over_reads=set(), seed=seed)
+        for k in (12, 13, 14):
+            obs[k] = replace(obs[k], percent=obs[k].percent + 10.0)
+        assert fit_curve(obs).events == (), seed
+
+
 def test_cancelled_pad_back_to_vegetation_slips_from_the_plan_start():
     # Cleared on plan, abandoned on 1 May, the pad grown over by August: nothing stands, so the
     # site is where its plan started, not where the plan would first have shown the clearing
