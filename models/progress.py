@@ -151,6 +151,13 @@ class CurveOptions:
             (:func:`idle_since`), not only the last ``idle_days``: a site idle since a day the plan,
             on every schedule the imagery allows, did not pause stopped while work was due. Not
             for a site within ``noise_pp`` of complete (a finish the readings trail).
+        idle_memory_days: Half-life of a reading's weight (``warp_memory_days``) in the fit of
+            the schedules the sensor witness takes the least-expecting of. It asks when work
+            should have resumed after a pause, which the earthworks' pace answers; three months
+            faded that answer enough to admit schedules a month slower: two stops on the day work
+            was due were flagged 32 and 44 days after it (2302-0003 on its pad, 1601-0001; now 30
+            and 26). Six months raised no false stall on ten bench lines (180 sites); a year, in
+            every schedule fit, raised one.
         busy_level: Median work level over that window at or above which the sensors saw the site
             at work, so an imagery stall flag is disputed rather than raised: half a usual day,
             far above idle (0.2 and under; guards alone read a few hundredths).
@@ -206,6 +213,7 @@ class CurveOptions:
     idle_planned_pp: float = 1.0
     busy_level: float = 0.5
     idle_whole_stretch: bool = True
+    idle_memory_days: float = 180.0
     position_by_schedule: bool = True
 
 
@@ -1636,10 +1644,11 @@ def idle_evidence(
         stopped = None
     # The schedule is the one the site kept until it stopped, the readings since then being of
     # the level it stopped at; without a stop on record, the one it kept until the window.
+    sched = replace(opts, warp_memory_days=opts.idle_memory_days)
     if stopped is not None:
-        warps = plan_warps(table, observations, as_of, opts, flat_since=stopped)
+        warps = plan_warps(table, observations, as_of, sched, flat_since=stopped)
     else:
-        warps = plan_warps(table, observations, start, opts)
+        warps = plan_warps(table, observations, start, sched)
     if warps is None:
         return IdleEvidence("insufficient", reported, idle, median_level=median)
     pace, delay, _ = warps

@@ -762,6 +762,34 @@ def test_stop_where_imagery_sees_nothing_is_flagged_by_idle_sensors():
         assert summary.forecast_completion is None  # a stalled site gets no finish date
 
 
+def test_stop_at_the_end_of_a_long_pause_is_flagged_within_a_month_of_the_restart_due():
+    # Earthworks on plan to 31 March, then three months' pause on the pad; building A was due on
+    # 1 July and never started. The sensors went idle on 1 April, bar one busy day on 20 June (a
+    # delivery). The earthworks fix the pace, and so when work was due again, months later.
+    plan = Plan(
+        (
+            Phase("earthworks", 0.15, date(2025, 1, 1), date(2025, 3, 31), PAD),
+            Phase("building A", 0.85, date(2025, 7, 1), date(2025, 12, 31), box(0.0005, 0.0005, 0.0015, 0.0015)),
+        )
+    )
+    table = PlanCurves.of(plan)
+    as_of = date(2025, 7, 30)
+    flagged = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        obs = []
+        for k in range(0, 271, 5):
+            d = date(2024, 11, 2) + timedelta(days=k)
+            obs.append(_obs(d, float(np.clip(table.visible[table.index(d)] + rng.normal(0, 0.5), 0, 100))))
+        work = [
+            SiteWork(w.day, 1.0) if w.day == date(2025, 6, 20) else w
+            for w in _work(date(2025, 1, 1), as_of, idle_from=date(2025, 4, 1), seed=seed)
+        ]
+        summary = summarize("s", plan, obs, as_of=as_of, method="t", activity=work)[0]
+        flagged += summary.stalled and summary.stall_witnesses == ("sensors",)
+    assert flagged >= 4
+
+
 def test_site_at_work_is_not_flagged_and_idle_planned_pause_is_not_a_stall():
     # On plan all year; its sensors idle through April, the plan's pause between the two phases.
     pause = date(2025, 4, 1)
