@@ -156,8 +156,8 @@ class CurveOptions:
             should have resumed after a pause, which the earthworks' pace answers; three months
             faded that answer enough to admit schedules a month slower: two stops on the day work
             was due were flagged 32 and 44 days after it (2302-0003 on its pad, 1601-0001; now 30
-            and 26). Six months raised no false stall on ten bench lines (180 sites); a year, in
-            every schedule fit, raised one.
+            and 26). Six months raised no false stall on ten bench lines (180 sites); a year
+            raised one (101-103) and flagged no stall sooner.
         busy_level: Median work level over that window at or above which the sensors saw the site
             at work, so an imagery stall flag is disputed rather than raised: half a usual day,
             far above idle (0.2 and under; guards alone read a few hundredths).
