@@ -38,9 +38,10 @@ class CurveOptions:
         reversal_pp: A sustained drop below the running maximum larger than this is a reversal.
         reversal_min_scenes: Scenes after the drop needed to call it sustained.
         reversal_share: On clear scenes, a sustained drop by this share of the level before it is
-            a reversal too (:func:`_reversal_split`), however small the site: a cleared pad of
-            15 % that grows back over drops 4.5 pp in about a month. 0.3 added no reversal on 113
-            never-reversed bench sites checked every 10 days (two finished ones read one before).
+            a reversal too (:func:`_reversal_split`), where that is under ``reversal_pp``: a
+            cleared pad of 15 % that grows back over drops 4.5 pp in about a month. 0.3 added no
+            reversal on 215 never-reversed bench sites checked every 10 days (two finished ones
+            read one before).
         reversal_floor_pp: Least drop that share may ask for, four times a clear reading's scatter.
         rate_window_days: Window of the recent progress rate.
         stall_days: No progress for this long, while the plan expects some, is a stall.
@@ -344,7 +345,7 @@ def fit_curve(
             w = w * _not_phantom(x, y, w, opts, phantom_pp, phantom_chance)
         fitted = np.clip(isotonic_fit(local_linear(x, y, w, opts.smooth_days), w), 0.0, 100.0)
     else:
-        split, keep = found
+        split, keep, drop = found
         w = w * keep
         w = (
             np.concatenate(
@@ -361,16 +362,18 @@ def fit_curve(
         )
         after = np.minimum(after, before[-1])
         fitted = np.clip(np.concatenate([before, after]), 0.0, 100.0)
-        # Date the event where the fall is under way, not where the flat top that precedes it begins.
-        falling = np.nonzero(after < before[-1] - opts.reversal_pp / 2)[0]
+        top, bottom = float(fitted[split - 1]), float(fitted[-1])
+        # Date the event where the fall is under way (half the fall the test asked for), not where
+        # the flat top that precedes it begins.
+        falling = np.nonzero(fitted[split:] < top - drop / 2)[0]
         fell_on = days[split + int(falling[0])] if falling.size else days[split]
         events = (
             ProgressEvent(
                 "reversal",
                 fell_on,
-                f"observed progress fell from {before[-1]:.0f} % to {after[-1]:.0f} % "
+                f"observed progress fell from {top:.0f} % to {bottom:.0f} % "
                 "(demolition, or cleared ground returning to vegetation)",
-                round(float(before[-1] - after[-1]), 1),
+                round(top - bottom, 1),
             ),
         )
     # A gross outlier (robustness weight under 1/4) gets a huge sigma, so it neither narrows the
@@ -449,58 +452,72 @@ def fill_unseen_phases(
 
 def _reversal_split(
     x: FloatArray, y: FloatArray, w: FloatArray, clear: npt.NDArray[np.bool_], opts: CurveOptions
-) -> tuple[int, FloatArray] | None:
-    """Where a sustained fall starts, and the weights to fit the curve with; None without one.
+) -> tuple[int, FloatArray, float] | None:
+    """Where a sustained fall starts, the weights to fit the curve with and the fall asked for; None without one.
 
     Each test is a penalised comparison of "rising" with "rising, then falling". The first takes
     the clear scenes, whose good readings scatter by ``stall_noise_pp``, less their misreads (a
     robust smooth at that scatter drops them), and asks for a fall of ``reversal_share`` of the
     level, at least ``reversal_floor_pp``, shown by the falling scenes themselves: a run of
-    over-reads before them (earthworks read a slab step high) is no peak to fall from. The curve
-    is then fitted on those scenes alone, since the over-reads left out would hold a small site's
-    fall up. Without such a fall, the second takes every scene, at the scatter of any reading
-    (``noise_pp``), and asks for ``reversal_pp``: alone, that kept a cleared pad of 15 % growing
-    back over unseen for two months (2203-0004 read 13 % with its pad at 4 %).
+    over-reads before them (earthworks read a slab step high) is no peak to fall from. Only where
+    that asks for less than ``reversal_pp``, on sites whose clear readings stayed under a third
+    (their 90th percentile): the smooth cannot follow a sharp corner and leaves out the good
+    scenes near it, which would read a demolished building's peak low. The fall is then fitted on
+    the scenes it kept, since the over-reads left out would hold a small site's fall up. Without
+    such a fall, the second takes every scene, at the scatter of any reading (``noise_pp``), and
+    asks for ``reversal_pp``: alone, that kept a cleared pad of 15 % growing back over unseen for
+    two months (2203-0004 read 13 % with its pad at 4 %).
     """
     idx = np.nonzero(clear)[0]
-    if len(idx) >= opts.reversal_min_scenes + 2:
+    # Only for sites that never stood much above a pad: the smooth cannot follow a sharp corner,
+    # and about a demolished building it leaves out the good scenes that show its peak.
+    small = len(idx) > 0 and opts.reversal_share * float(np.quantile(y[idx], 0.9)) < opts.reversal_pp
+    if small and len(idx) >= opts.reversal_min_scenes + 2:
         rob = robustness_weights(x[idx], y[idx], w[idx], replace(opts, noise_pp=opts.stall_noise_pp))
         idx = idx[rob >= 0.5]
         found = _split_search(y[idx], w[idx], opts, opts.stall_noise_pp, relative=True)
         if found is not None:
-            keep = np.full_like(w, 1e-6)
-            keep[idx] = 1.0
-            return int(idx[found]), keep
-    split = _split_search(y, w, opts, opts.noise_pp, relative=False)
-    return None if split is None else (split, np.ones_like(w))
+            split, drop = found
+            # Scenes the smooth left out between the last kept one before the fall and the first
+            # after it (partial views, the corner it cannot follow) go with the fall, where the
+            # fit is capped at the level before it.
+            start = int(idx[split - 1]) + 1
+            keep = np.ones_like(w)
+            keep[start:] = 1e-6
+            keep[idx[idx >= start]] = 1.0
+            return start, keep, drop
+    plain = _split_search(y, w, opts, opts.noise_pp, relative=False)
+    return None if plain is None else (plain[0], np.ones_like(w), plain[1])
 
 
-def _split_search(y: FloatArray, w: FloatArray, opts: CurveOptions, noise: float, *, relative: bool) -> int | None:
-    """Index of the best "rising, then falling" split, if it beats "rising" by a BIC-like margin."""
+def _split_search(
+    y: FloatArray, w: FloatArray, opts: CurveOptions, noise: float, *, relative: bool
+) -> tuple[int, float] | None:
+    """The best "rising, then falling" split and the fall it asked for, if it beats "rising" by a BIC-like margin."""
     n = len(y)
     k = opts.reversal_min_scenes
     if n < k + 2:
         return None
     sse_up = float(np.sum(w * (y - isotonic_fit(y, w)) ** 2))
-    best, best_sse = None, math.inf
+    best, best_sse, best_drop = None, math.inf, opts.reversal_pp
     for s in range(2, n - k + 1):
         a = isotonic_fit(y[:s], w[:s])
         b = isotonic_fit(y[s:], w[s:], increasing=False)
         drop = opts.reversal_pp
         if relative:
-            drop = min(drop, max(opts.reversal_floor_pp, opts.reversal_share * a[-1]))
-            if b[0] - b[-1] < drop:
+            drop = max(opts.reversal_floor_pp, opts.reversal_share * a[-1])
+            if drop >= opts.reversal_pp or b[0] - b[-1] < drop:
                 continue
         if int(np.sum(y[s:] < a[-1] - drop)) < k:
             continue
         sse = float(np.sum(w[:s] * (y[:s] - a) ** 2) + np.sum(w[s:] * (y[s:] - b) ** 2))
         if sse < best_sse:
-            best, best_sse = s, sse
+            best, best_sse, best_drop = s, sse, drop
     # A split must pay for its extra freedom, in units of the readings' scatter.
     penalty = 2.0 * math.log(n) * noise**2 * k
     if best is None or sse_up - best_sse < penalty:
         return None
-    return best
+    return best, best_drop
 
 
 def band_halfwidth(curve: FittedCurve, on: date, options: CurveOptions | None = None) -> float | None:

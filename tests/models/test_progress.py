@@ -188,6 +188,31 @@ def test_over_read_earthworks_falling_back_to_the_pad_is_not_a_reversal():
         assert fit_curve(obs).events == (), seed
 
 
+def test_demolished_building_keeps_its_peak_and_the_date_it_fell():
+    # Built to 80 % by June, demolished to its pad (20 %) from 1 July: the fall is dated at the
+    # demolition and measured from 80 %, whether it takes a few days or two months, and whether
+    # every scene is clear or only one in three (partial views between them read 3 pp low).
+    def level(d: date, days: int) -> float:
+        built = 80.0 * min(1.0, max(0.0, (d - date(2025, 1, 1)).days / 170))
+        return built - 60.0 * min(1.0, max(0, (d - date(2025, 7, 1)).days) / days)
+
+    for days, clear_every in ((3, 1), (60, 3)):
+        for seed in range(3):
+            rng = np.random.default_rng(seed)
+            obs = []
+            for k in range(0, 258, 5):
+                d = date(2025, 1, 1) + timedelta(days=k)
+                clear = (k // 5) % clear_every == 0
+                value = level(d, days) + rng.normal(0, 1.0) - (0.0 if clear else 3.0)
+                obs.append(_obs(d, float(np.clip(value, 0, 100)), seen=1.0 if clear else 0.8))
+            curve = fit_curve(obs)
+            assert [e.kind for e in curve.events] == ["reversal"], (days, seed)
+            event = curve.events[0]
+            assert abs(event.drop_pp - 60.0) < 8.0, (days, seed, event)
+            assert abs((event.on - date(2025, 7, 1)).days) <= days // 2 + 15, (days, seed, event)
+            assert max(curve.fitted) < 83.0, (days, seed)
+
+
 def test_cancelled_pad_back_to_vegetation_slips_from_the_plan_start():
     # Cleared on plan, abandoned on 1 May, the pad grown over by August: nothing stands, so the
     # site is where its plan started, not where the plan would first have shown the clearing
